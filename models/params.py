@@ -1,0 +1,133 @@
+"""Behaviour parameters of the member models, with defaults and their sources.
+
+Every number a model uses lives here, so that a scenario can override it and
+`twin params` can print it beside its public source (or the word "assumed").
+Amounts are in dollars as exact decimals (the scenario loader never turns YAML
+numbers into floats); models convert them to integer cents before any money
+is formed. Distribution shape parameters (rates, coefficients of variation,
+multipliers) are plain floats: they shape random draws, they are not money.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+PositiveDollars = Annotated[Decimal, Field(gt=0, max_digits=14, decimal_places=2)]
+NonNegativeDollars = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2)]
+
+
+class Params(BaseModel):
+    """Base for parameter blocks: frozen, and unknown keys are errors (typos)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class FlowParams(Params):
+    """A memoryless flow of payments: Poisson count per member-day, lognormal amount.
+
+    The amount's mean is scaled per member by their income relative to the
+    median, so richer members spend more; the analytic mean per member-day
+    is `rate_per_day * mean_amount * E[multipliers] * E[spend scale]`.
+    """
+
+    rate_per_day: float = Field(ge=0, le=50)
+    mean_amount: PositiveDollars
+    cv: float = Field(default=1.0, gt=0, le=10, description="coefficient of variation")
+
+
+class IncomeParams(Params):
+    """Annual gross income, lognormal across members."""
+
+    median_annual: PositiveDollars = Decimal("67000")
+    sigma: float = Field(default=0.55, gt=0, le=3)
+    net_ratio: float = Field(default=0.76, gt=0, le=1, description="take-home share of gross")
+    employed_share: float = Field(default=0.93, ge=0, le=1)
+
+
+class SalaryParams(Params):
+    """Fortnightly pay, moved to the previous business day when it falls on a holiday."""
+
+    period_days: int = Field(default=14, ge=7, le=31)
+
+
+class OpeningParams(Params):
+    """Balances members bring when they join (initial deposit at OpenAccount)."""
+
+    transaction_mean: PositiveDollars = Decimal("1800")
+    savings_mean: PositiveDollars = Decimal("9500")
+    cv: float = Field(default=1.5, gt=0, le=10)
+    savings_share: float = Field(default=0.72, ge=0, le=1)
+
+
+def _default_weekday() -> tuple[float, ...]:
+    return (0.97, 0.98, 1.0, 1.04, 1.18, 1.12, 0.71)
+
+
+def _default_month() -> tuple[float, ...]:
+    return (0.93, 0.9, 0.98, 0.97, 0.99, 0.98, 0.98, 1.0, 0.97, 1.01, 1.04, 1.25)
+
+
+class Behaviour(Params):
+    """How members of one credit union earn, spend and save."""
+
+    income: IncomeParams = IncomeParams()
+    salary: SalaryParams = SalaryParams()
+    opening: OpeningParams = OpeningParams()
+    card_spend: FlowParams = FlowParams(rate_per_day=1.15, mean_amount=Decimal("41.00"), cv=1.4)
+    bpay: FlowParams = FlowParams(rate_per_day=0.11, mean_amount=Decimal("215.00"), cv=1.1)
+    npp_out: FlowParams = FlowParams(rate_per_day=0.14, mean_amount=Decimal("160.00"), cv=1.6)
+    npp_in: FlowParams = FlowParams(rate_per_day=0.06, mean_amount=Decimal("120.00"), cv=1.6)
+    savings_transfer: FlowParams = FlowParams(
+        rate_per_day=0.05, mean_amount=Decimal("180.00"), cv=1.0
+    )
+    weekday_multipliers: tuple[float, ...] = Field(default_factory=_default_weekday)
+    month_multipliers: tuple[float, ...] = Field(default_factory=_default_month)
+
+    @field_validator("weekday_multipliers")
+    @classmethod
+    def _seven_weekdays(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if len(value) != 7 or any(v < 0 for v in value):
+            raise ValueError("needs 7 non-negative numbers, Monday first")
+        return value
+
+    @field_validator("month_multipliers")
+    @classmethod
+    def _twelve_months(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if len(value) != 12 or any(v < 0 for v in value):
+            raise ValueError("needs 12 non-negative numbers, January first")
+        return value
+
+
+#: Public sources of the defaults above, printed by `twin params`.
+SOURCES: dict[str, str] = {
+    "income.median_annual": "ABS, Employee earnings and hours (2023): median weekly "
+    "earnings ~AUD 1,300 for full-time; assumed blend with part-time",
+    "income.sigma": "assumed (fits ABS income distribution spread)",
+    "income.net_ratio": "ATO resident tax scales 2024-25 at ~AUD 67k: ~24% tax + levy",
+    "income.employed_share": "ABS Labour Force: unemployment ~4%, plus non-wage members; assumed",
+    "salary.period_days": "ABS: fortnightly pay is the most common AU pay cycle",
+    "opening.transaction_mean": "assumed",
+    "opening.savings_mean": "APRA monthly ADI statistics (household deposits / members); assumed",
+    "opening.cv": "assumed",
+    "opening.savings_share": "assumed",
+    "card_spend.rate_per_day": "RBA payments data: ~14bn card payments a year / ~20m adults",
+    "card_spend.mean_amount": "RBA payments data: average card payment ~AUD 40-45",
+    "card_spend.cv": "assumed",
+    "bpay.rate_per_day": "BPAY Group annual review: ~3 bills per payer-month; assumed",
+    "bpay.mean_amount": "BPAY Group: average bill payment ~AUD 200+",
+    "bpay.cv": "assumed",
+    "npp_out.rate_per_day": "NPPA / RBA: NPP volumes ~4 payments per adult-month; assumed",
+    "npp_out.mean_amount": "RBA payments data: average NPP payment; assumed",
+    "npp_out.cv": "assumed",
+    "npp_in.rate_per_day": "assumed",
+    "npp_in.mean_amount": "assumed",
+    "npp_in.cv": "assumed",
+    "savings_transfer.rate_per_day": "assumed",
+    "savings_transfer.mean_amount": "assumed",
+    "savings_transfer.cv": "assumed",
+    "weekday_multipliers": "assumed shape (Friday/Saturday peaks, quiet Sunday) per card data",
+    "month_multipliers": "ABS retail trade: December peak, February trough",
+}

@@ -1,0 +1,227 @@
+"""Everyday payments: a tenant's whole day drawn at once, submitted hour by hour.
+
+Each simulated day the tenant's memoryless flows (salaries, card spend, BPAY
+bills, NPP payments in and out, savings sweeps) are drawn for all members
+with numpy (`models.transactions.draw_day`), turned into PostEntry commands,
+and submitted in hourly batches at the hour they happen, so a real-time run
+paces them and an outage (later) can interrupt them.
+
+Before submitting, the twin predicts from its shadow book whether each
+payment will be refused for insufficient funds; the prediction is compared
+with the platform's answer (an expectation in the report). The shadow book
+then follows exactly what the platform acknowledged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+from faker import Faker
+
+from models.distributions import LogNormalAmount
+from models.identity import AustralianBankingProvider
+from models.transactions import Flow, draw_day, expected_amount_per_member_day, flow_params
+from models.world import TenantWorld
+from sim.contract import TWIN_ACTOR
+from turingcore.contract import Envelope, Leg, PostEntry
+
+#: The GL account standing for the outside party of each flow.
+CLEARING = {
+    Flow.SALARY: "GL_SALARY_CLEARING",
+    Flow.CARD: "GL_CARD_CLEARING",
+    Flow.BPAY: "GL_BPAY_CLEARING",
+    Flow.NPP_OUT: "GL_NPP_CLEARING",
+    Flow.NPP_IN: "GL_NPP_CLEARING",
+}
+NARRATIVE = {
+    Flow.SALARY: "Salary",
+    Flow.CARD: "Card purchase",
+    Flow.BPAY: "BPAY bill payment",
+    Flow.NPP_OUT: "NPP payment",
+    Flow.NPP_IN: "NPP payment received",
+    Flow.SAVINGS: "Transfer to savings",
+}
+#: Merchant category codes drawn for card spend, with their category names.
+CARD_MERCHANTS = (
+    ("5411", "groceries"),
+    ("5812", "restaurants"),
+    ("5541", "fuel"),
+    ("5814", "fast_food"),
+    ("5912", "pharmacy"),
+    ("5999", "retail"),
+    ("4111", "transport"),
+    ("5311", "department_store"),
+)
+COUNTERPARTIES = 256
+
+
+class PaymentBook:
+    """Per-tenant constants of the payment path: shared tag dicts, counterparties."""
+
+    def __init__(self, world: TenantWorld) -> None:
+        faker = Faker("en_AU")
+        faker.seed_instance(world.streams.child_seed(world.tenant_id, "counterparties"))
+        faker.add_provider(AustralianBankingProvider)
+        self.card_tags = [
+            {"channel": "CARD", "category": category, "merchantMcc": mcc}
+            for mcc, category in CARD_MERCHANTS
+        ]
+        self.npp_tags = [
+            {
+                "channel": "NPP",
+                "category": "transfer",
+                "counterparty": f"{faker.bsb()} {faker.account_number()}",
+            }
+            for _ in range(COUNTERPARTIES)
+        ]
+        self.fixed_tags = {
+            Flow.SALARY: {"channel": "PAYROLL", "category": "salary"},
+            Flow.BPAY: {"channel": "BPAY", "category": "bills"},
+            Flow.NPP_IN: {"channel": "NPP", "category": "transfer_in"},
+            Flow.SAVINGS: {"channel": "INTERNAL", "category": "savings"},
+        }
+
+
+def daily_payments(env: Any, world: TenantWorld) -> Generator[Any, Any, None]:
+    """The tenant's payments, day after day, until the scenario ends."""
+    book = PaymentBook(world)
+    rng = world.rng("transactions")
+    tag_rng = world.rng("merchants")
+    clock, scenario = world.clock, world.scenario
+    day = clock.date_at(env.now)
+    while day < scenario.end:
+        day_index = (day - scenario.start).days
+        start, length = clock.day_start(day), clock.day_length(day)
+        draws = draw_day(rng, world.behaviour, world.members, day, day_index, world.calendar)
+        _record_card_expectation(world, day, draws)
+        seconds = np.minimum(draws.second, int(length) - 1)
+        bounds = np.searchsorted(seconds, np.arange(25) * 3600).tolist()
+        rows = (
+            seconds.tolist(),
+            draws.flow.tolist(),
+            draws.member.tolist(),
+            draws.amount_cents.tolist(),
+        )
+        merchant = tag_rng.integers(0, len(book.card_tags), len(draws)).tolist()
+        counterparty = tag_rng.integers(0, COUNTERPARTIES, len(draws)).tolist()
+        for hour in range(24):
+            low, high = bounds[hour], bounds[hour + 1]
+            if low == high:
+                continue
+            at = start + hour * 3600
+            if at > env.now:
+                yield env.timeout(at - env.now)
+            _submit_slice(world, book, day, start, rows, merchant, counterparty, low, high)
+        day += timedelta(days=1)
+
+
+def _record_card_expectation(world: TenantWorld, day: Any, draws: Any) -> None:
+    """Analytic expected card spend beside what was drawn, for the report."""
+    members = world.members
+    active = members.active
+    n_active = int(np.count_nonzero(active))
+    if n_active == 0:
+        return
+    scale = members.spend_scale[active]
+    mean_scale = float(scale.mean())
+    expected = expected_amount_per_member_day(world.behaviour, Flow.CARD, day, mean_scale)
+    params = flow_params(world.behaviour, Flow.CARD)
+    amount = LogNormalAmount.from_dollars(params.mean_amount, params.cv)
+    rate = expected / (amount.mean * mean_scale) if mean_scale > 0 else 0.0
+    second_moment = amount.raw_moment(2) * float(np.mean(scale * scale))
+    totals = world.totals
+    totals.card_member_days += n_active
+    totals.card_expected_cents += expected * n_active
+    totals.card_expected_variance += rate * second_moment * n_active
+    card = draws.flow == int(Flow.CARD)
+    totals.card_spend_cents += int(draws.amount_cents[card].sum())
+    totals.member_days += n_active
+
+
+def _submit_slice(
+    world: TenantWorld,
+    book: PaymentBook,
+    day: Any,
+    day_start: float,
+    rows: tuple[list[int], list[int], list[int], list[int]],
+    merchant: list[int],
+    counterparty: list[int],
+    low: int,
+    high: int,
+) -> None:
+    """Build, predict, submit and reconcile one hour of payments (the hot loop)."""
+    seconds, flows, members, amounts = rows
+    tenant_id = world.tenant_id
+    iso_at = world.clock.iso_at
+    next_ids = world.ids.next
+    transaction_accounts = world.transaction_accounts
+    savings_accounts = world.savings_accounts
+    shadow = world.shadow
+    balances = shadow.balances
+    metadata = world.metadata
+    currency = world.scenario.currency
+    card_tags, npp_tags, fixed_tags = book.card_tags, book.npp_tags, book.fixed_tags
+    envelopes: list[Envelope] = []
+    moves: list[tuple[str, str, int, bool]] = []
+    salary, npp_in, savings = Flow.SALARY, Flow.NPP_IN, Flow.SAVINGS
+    card, npp_out = Flow.CARD, Flow.NPP_OUT
+    for i in range(low, high):
+        member = members[i]
+        account = transaction_accounts[member]
+        if account is None:
+            continue
+        flow = flows[i]
+        amount = amounts[i]
+        if flow in (salary, npp_in):
+            debit, credit = account, CLEARING[flow]
+            legs = [Leg(account, "DEBIT", amount), Leg(credit, "CREDIT", amount)]
+            expected = True
+        else:
+            if flow == savings:
+                debit = savings_accounts[member]
+                if debit is None:
+                    continue
+            else:
+                debit = CLEARING[flow]
+            credit = account
+            legs = [Leg(account, "CREDIT", amount), Leg(debit, "DEBIT", amount)]
+            expected = balances.get(account, 0) >= amount
+        if flow == card:
+            tags = card_tags[merchant[i]]
+        elif flow == npp_out:
+            tags = npp_tags[counterparty[i]]
+        else:
+            tags = fixed_tags[flow]
+        if expected:
+            shadow.transfer(debit, credit, amount)
+        command_id, key = next_ids()
+        envelopes.append(
+            Envelope(
+                command_id,
+                tenant_id,
+                "PostEntry",
+                TWIN_ACTOR,
+                iso_at(day_start + seconds[i]),
+                PostEntry(day, day, currency, legs, NARRATIVE[flow], tags, metadata),
+                key,
+            )
+        )
+        moves.append((debit, credit, amount, expected))
+    if not envelopes:
+        return
+    results = world.bus.submit(tenant_id, envelopes)
+    totals = world.totals
+    for (debit, credit, amount, expected), result in zip(moves, results, strict=True):
+        accepted = result.status == "ACCEPTED"
+        if accepted == expected:
+            if not accepted:
+                totals.predicted_rejections += 1
+            continue
+        totals.prediction_misses += 1
+        if accepted:
+            shadow.transfer(debit, credit, amount)
+        else:
+            shadow.reverse(debit, credit, amount)

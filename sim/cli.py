@@ -1,0 +1,239 @@
+"""`twin`: the command line of the CU Digital Twin.
+
+Exit codes: 0 when every invariant and expectation holds, 1 when any breaks
+(the report says which and where), 2 on bad input (a scenario error, a bad
+option, an unusable folder), with a message that names the file, field or
+line. Nothing is written when the input is bad.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shlex
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from pydantic import ValidationError
+
+from turingcore.money import cents_text
+
+app = typer.Typer(
+    name="twin",
+    help="Digital twin of Australian credit unions driving TuringCore-v3.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+scenario_app = typer.Typer(help="Work with scenario files.", no_args_is_help=True)
+app.add_typer(scenario_app, name="scenario")
+
+
+class KeepEvents(StrEnum):
+    all = "all"
+    none = "none"
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    typer.echo(f"twin: error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _load(path: Path):  # noqa: ANN202 - Scenario, imported lazily to keep --help fast
+    from scenarios.loader import ScenarioError, load_scenario
+
+    try:
+        return load_scenario(path)
+    except ScenarioError as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def run(
+    scenario_file: Annotated[Path, typer.Argument(metavar="SCENARIO", help="scenario YAML")],
+    seed: Annotated[int | None, typer.Option(help="root seed (default: the scenario's)")] = None,
+    out: Annotated[Path | None, typer.Option(help="run folder (default runs/NAME-SEED)")] = None,
+    warp: Annotated[
+        str, typer.Option(help="'max' (as fast as possible) or simulated seconds per second")
+    ] = "max",
+    days: Annotated[int | None, typer.Option(help="override the scenario's length in days")] = None,
+    years: Annotated[int | None, typer.Option(help="override the length in years")] = None,
+    scale: Annotated[float | None, typer.Option(help="override member-count scale")] = None,
+    keep_events: Annotated[
+        KeepEvents, typer.Option(help="keep the event log (needed by verify/replay)")
+    ] = KeepEvents.all,
+    force: Annotated[bool, typer.Option(help="replace an existing run folder")] = False,
+    quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
+) -> None:
+    """Run a scenario against the embedded TuringCore and write a run folder."""
+    from sim.twin import RunFolderError, RunOptions, Twin
+    from sim.warp import parse_warp
+
+    if days is not None and years is not None:
+        _fail("--days and --years: give one of them, not both")
+    try:
+        warp_value = parse_warp(warp)
+    except ValueError as exc:
+        _fail(f"--warp: {exc}")
+    scenario = _load(scenario_file)
+    try:
+        scenario = scenario.with_overrides(seed=seed, days=days, years=years, scale=scale)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()
+        )
+        _fail(f"{scenario_file}: option overrides are invalid: {problems}")
+    run_seed = scenario.seed
+    folder = out or Path("runs") / f"{scenario.name}-{run_seed}"
+    options = RunOptions(
+        out_dir=folder,
+        warp=warp_value,
+        keep_events=keep_events is KeepEvents.all,
+        progress=not quiet,
+        force=force,
+        command_line=shlex.join(["twin", *sys.argv[1:]]),
+    )
+    try:
+        outcome = Twin(scenario, run_seed, options).run()
+    except RunFolderError as exc:
+        _fail(str(exc))
+    summary = outcome.summary
+    timings = summary["timings"]
+    verdict = "PASS" if outcome.passed else "FAIL"
+    typer.echo(f"{verdict}: {outcome.out_dir}/report.md")
+    for name, report in summary["invariants"].items():
+        mark = "ok  " if report["passed"] else "FAIL"
+        typer.echo(f"  {mark} {name} (examined {report['examined']:,})")
+    failed = [item for item in summary["expectations"] if not item["passed"]]
+    for item in failed:
+        typer.echo(
+            f"  FAIL expectation {item['name']} [{item.get('tenant')}]: "
+            f"expected {item['expected']}, actual {item['actual']}"
+        )
+    typer.echo(
+        f"  {summary['scenario']['days']} days in {timings['wall_s']:.1f} s; "
+        f"{timings['postings_per_s'] or 0:,.0f} postings/s, "
+        f"{timings['events_per_s'] or 0:,.0f} events/s"
+    )
+    raise typer.Exit(0 if outcome.passed else 1)
+
+
+@app.command()
+def verify(
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="a run folder")],
+) -> None:
+    """Re-check all five invariants offline from a run folder's stored events."""
+    from analysis.verify import VerifyError, verify_run
+
+    try:
+        reports = verify_run(run_dir)
+    except VerifyError as exc:
+        _fail(str(exc))
+    passed = True
+    for name, report in reports.items():
+        data = report.to_dict()
+        mark = "ok  " if data["passed"] else "FAIL"
+        typer.echo(f"{mark} {name}: examined {data['examined']:,}")
+        if not data["passed"]:
+            passed = False
+            examples = data["counterexamples"]
+            typer.echo(f"     {examples['count']} counterexample(s); first: {examples['first']}")
+    typer.echo("PASS" if passed else "FAIL")
+    raise typer.Exit(0 if passed else 1)
+
+
+@app.command("replay-events")
+def replay_events(
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="a run folder")],
+    tenant_id: Annotated[str, typer.Option("--tenant-id", help="tenant to rebuild")],
+    from_timestamp: Annotated[
+        str | None, typer.Option(help="window start, ISO 8601 with offset")
+    ] = None,
+    to_timestamp: Annotated[
+        str | None, typer.Option(help="window end, ISO 8601 with offset")
+    ] = None,
+    csv_out: Annotated[Path | None, typer.Option("--csv", help="write balances to CSV")] = None,
+) -> None:
+    """Rebuild one tenant's balances from its events alone."""
+    from analysis.replay import ReplayError, parse_timestamp, replay_tenant
+
+    try:
+        start = parse_timestamp(from_timestamp, "--from-timestamp")
+        end = parse_timestamp(to_timestamp, "--to-timestamp")
+        if start and end and start > end:
+            _fail("--from-timestamp is after --to-timestamp")
+        replay = replay_tenant(run_dir, tenant_id, start, end)
+    except ReplayError as exc:
+        _fail(str(exc))
+    members = [a for a in replay.accounts if a.customer_id is not None]
+    typer.echo(
+        f"{replay.tenant_id}: {replay.events_applied:,} events applied, "
+        f"head seq {replay.last_seq}, hash {replay.head_hash}"
+    )
+    typer.echo(
+        f"member accounts {len(members):,}; deposits at end "
+        f"{cents_text(sum(a.balance_at_end for a in members))} AUD; change in window "
+        f"{cents_text(sum(a.change for a in members))} AUD"
+    )
+    if csv_out is not None:
+        with csv_out.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(
+                ["account_id", "customer_id", "product_code", "start_cents", "end_cents"]
+            )
+            for account in replay.accounts:
+                writer.writerow(
+                    [
+                        account.account_id,
+                        account.customer_id or "",
+                        account.product_code,
+                        account.balance_at_start,
+                        account.balance_at_end,
+                    ]
+                )
+        typer.echo(f"balances written to {csv_out}")
+
+
+@scenario_app.command("check")
+def scenario_check(
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="scenario YAML")],
+) -> None:
+    """Validate a scenario and print its resolved form (every default filled in)."""
+    from scenarios.loader import resolved_yaml
+
+    scenario = _load(file)
+    typer.echo(resolved_yaml(scenario), nl=False)
+    typer.echo(f"# ok: {scenario.duration_days} days, {len(scenario.tenants)} tenants", err=True)
+
+
+@app.command()
+def params(
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Every behaviour parameter's default, with its public source."""
+    from models.params import SOURCES, Behaviour
+
+    defaults = Behaviour().model_dump(mode="json")
+    rows = []
+    for path, source in SOURCES.items():
+        value = defaults
+        for part in path.split("."):
+            value = value[part]
+        rows.append({"parameter": path, "default": value, "source": source})
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    width = max(len(row["parameter"]) for row in rows)
+    for row in rows:
+        typer.echo(f"{row['parameter']:<{width}}  {row['default']!s:<44}  {row['source']}")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,466 @@
+"""The twin: a scenario, a seed and a target in; a run folder out.
+
+`Twin.run()` builds the SimPy environment (virtual clock, time warp), one
+`TenantWorld` per credit union with its processes (onboarding, growth,
+payments), a day-close process that records KPIs and probes idempotency, and
+the streaming invariant checks subscribed to the platform's event stream.
+At the end it compares expected with actual and writes the run folder:
+`manifest.json`, `summary.json`, `report.md`, `charts/*.png`, `kpis.csv`,
+`rejections.csv` and (unless told otherwise) `events.sqlite`.
+
+Wall-clock time is read only to report throughput and warp lag; nothing in
+the simulation depends on it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform as python_platform
+import shutil
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from importlib import metadata as package_metadata
+from pathlib import Path
+from typing import Any
+
+from analysis.charts import draw_charts
+from analysis.invariants import InvariantSuite
+from analysis.kpis import KpiRecorder, KpiRow
+from analysis.report import write_report
+from analysis.verify import snapshot_tables
+from models.members import Onboarding, member_growth, onboard, setup_tenant
+from models.payments import daily_payments
+from models.world import TenantWorld
+from scenarios.schema import Scenario
+from sim.bus import CommandBus
+from sim.clock import VirtualClock
+from sim.rng import RandomStreams
+from sim.shadow import shadow_view
+from sim.target import EmbeddedTarget, Target, read_model_balances
+from sim.warp import LagMonitor, make_environment
+from turingcore.contract import CommandResult, Envelope
+from turingcore.events import BalanceUpdatedPayload, SealedEvent
+
+EVENT_LOG = "events.sqlite"
+#: z for a two-sided 99.9% interval: statistical expectations fail by chance
+#: once in a thousand runs, not once in twenty.
+Z_999 = 3.2905
+
+
+class RunFolderError(ValueError):
+    """The run folder cannot be used (bad input: exit code 2)."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run: where to write, how fast, what to keep."""
+
+    out_dir: Path
+    warp: float | None = None
+    keep_events: bool = True
+    progress: bool = True
+    force: bool = False
+    command_line: str = ""
+
+
+@dataclass
+class RunOutcome:
+    passed: bool
+    summary: dict[str, Any]
+    out_dir: Path
+    charts: list[Path] = field(default_factory=list)
+
+
+class Twin:
+    """Runs one scenario with one seed against one target."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        seed: int,
+        options: RunOptions,
+        target_factory: Callable[[Path | None], Target] | None = None,
+    ) -> None:
+        self.scenario = scenario
+        self.seed = seed
+        self.options = options
+        self.target_factory = target_factory or (lambda log: EmbeddedTarget(log))
+
+    # ------------------------------------------------------------------ run
+
+    def run(self) -> RunOutcome:
+        out = _prepare_folder(self.options.out_dir, self.options.force)
+        scenario, seed = self.scenario, self.seed
+        wall_start = time.perf_counter()
+        streams = RandomStreams(seed)
+        clock = VirtualClock(scenario.start)
+        env = make_environment(self.options.warp)
+        lag = LagMonitor(env, 3600.0)
+        target = self.target_factory(out / EVENT_LOG if self.options.keep_events else None)
+        suite = InvariantSuite(rng=streams.stream("analysis", "idempotency-probes"))
+        bus = CommandBus(target)
+        self.worlds: dict[str, TenantWorld] = {}
+        target.subscribe(suite.on_events)
+        target.subscribe(self._tap)
+        bus.observe(suite.on_results)
+        bus.observe(self._count)
+        kpis = KpiRecorder()
+        for spec in scenario.tenants:
+            self.worlds[spec.id] = TenantWorld(scenario, spec, streams, clock, bus)
+        onboardings = {tenant: Onboarding(world) for tenant, world in self.worlds.items()}
+        for tenant, world in self.worlds.items():
+            setup_tenant(world, 0.0)
+            onboard(world, onboardings[tenant], 0.0, scenario.members_at_scale(tenant))
+            self._close_counters(world)
+        for tenant, world in self.worlds.items():
+            env.process(daily_payments(env, world))
+            env.process(member_growth(env, world, onboardings[tenant]))
+        progress = _Progress(scenario, self.options.progress, self.worlds)
+        env.process(self._day_close(env, clock, target, suite, kpis, progress))
+        end_time = clock.day_start(scenario.end)
+        if self.options.warp is not None:
+            env.sync()  # type: ignore[attr-defined]
+        sim_start = time.perf_counter()
+        env.run(until=end_time)
+        sim_wall = time.perf_counter() - sim_start
+        progress.close()
+
+        shadows = shadow_view({t: w.shadow for t, w in self.worlds.items()})
+        invariants = suite.finish(target, shadows)
+        expectations = self._expectations(target, shadows)
+        fingerprint = {tenant: target.head(tenant)[1] for tenant in self.worlds}
+        heads = {tenant: target.head(tenant)[0] for tenant in self.worlds}
+        if self.options.keep_events and isinstance(target, EmbeddedTarget) and target.log:
+            for name, (columns, rows) in snapshot_tables(target, shadows, suite).items():
+                target.log.write_table(name, columns, rows)
+            target.log.write_meta({"seed": str(seed), "scenario": scenario.name})
+        target.close()
+        wall = time.perf_counter() - wall_start
+
+        kpis.write(out)
+        passed = all(report.passed for report in invariants.values()) and all(
+            item["passed"] for item in expectations
+        )
+        summary = self._summary(
+            out, invariants, expectations, fingerprint, heads, passed, wall, sim_wall, lag
+        )
+        charts = draw_charts(kpis.rows, kpis.rejection_rows, out / "charts")
+        (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+        (out / "manifest.json").write_text(
+            json.dumps(self._manifest(wall, sim_wall), indent=2, default=str) + "\n"
+        )
+        write_report(summary, charts, out / "report.md")
+        return RunOutcome(passed, summary, out, charts)
+
+    # ------------------------------------------------------------------ stream + counters
+
+    def _tap(self, tenant_id: str, events: list[SealedEvent]) -> None:
+        """Learn assigned ids and actual deposits from the platform's event stream."""
+        world = self.worlds.get(tenant_id)
+        if world is None:
+            return
+        world.today.events += len(events)
+        awaiting = world.awaiting
+        deposits = 0
+        for sealed in events:
+            event = sealed.event
+            payload = event.payload
+            if type(payload) is BalanceUpdatedPayload:
+                if not payload.account_id.startswith("GL_"):
+                    deposits += payload.delta_cents
+            elif awaiting and event.causation_id in awaiting:
+                if event.event_type == "CustomerCreated":
+                    _kind, index = awaiting[event.causation_id]
+                    world.customer_ids[index] = event.entity_id
+                elif event.event_type == "AccountOpened":
+                    kind, index = awaiting[event.causation_id]
+                    if kind == "transaction":
+                        world.transaction_accounts[index] = event.entity_id
+                    else:
+                        world.savings_accounts[index] = event.entity_id
+        world.deposits_cents += deposits
+
+    def _count(
+        self, tenant_id: str, envelopes: Sequence[Envelope], results: Sequence[CommandResult]
+    ) -> None:
+        world = self.worlds.get(tenant_id)
+        if world is None:
+            return
+        today = world.today
+        today.commands += len(envelopes)
+        for envelope, result in zip(envelopes, results, strict=True):
+            if result.status == "ACCEPTED":
+                if envelope.command_type == "PostEntry":
+                    today.entries += 1
+                    today.postings += len(envelope.payload.legs)
+            else:
+                today.rejections[result.rule or "UNKNOWN"] += 1
+
+    def _close_counters(self, world: TenantWorld) -> None:
+        totals, today = world.totals, world.today
+        totals.commands += today.commands
+        totals.entries += today.entries
+        totals.postings += today.postings
+        totals.events += today.events
+        totals.rejections.update(today.rejections)
+        world.today = type(today)()
+
+    def _day_close(
+        self,
+        env: Any,
+        clock: VirtualClock,
+        target: Target,
+        suite: InvariantSuite,
+        kpis: KpiRecorder,
+        progress: _Progress,
+    ) -> Any:
+        """At 23:59:59 each day: KPIs, idempotency probes, progress."""
+        day = self.scenario.start
+        while day < self.scenario.end:
+            close_at = clock.day_start(day) + clock.day_length(day) - 1
+            if close_at > env.now:
+                yield env.timeout(close_at - env.now)
+            for tenant, world in self.worlds.items():
+                today = world.today
+                kpis.add_day(
+                    KpiRow(
+                        date=day,
+                        tenant_id=tenant,
+                        members=target.customers(tenant, limit=1)["total"],
+                        accounts=target.accounts(tenant, limit=1)["total"],
+                        deposits_cents=world.deposits_cents,
+                        entries=today.entries,
+                        postings=today.postings,
+                        events=today.events,
+                        commands=today.commands,
+                        rejections=sum(today.rejections.values()),
+                    )
+                )
+                kpis.add_rejections(day, tenant, today.rejections)
+                self._close_counters(world)
+            suite.probe_idempotency(target)
+            progress.day_done(day)
+            day += timedelta(days=1)
+
+    # ------------------------------------------------------------------ expectations
+
+    def _expectations(
+        self, target: Target, shadows: dict[str, dict[str, int]]
+    ) -> list[dict[str, Any]]:
+        """Expected (twin) beside actual (platform), per tenant, exact to the cent."""
+        items: list[dict[str, Any]] = []
+        for tenant, world in self.worlds.items():
+            shadow = shadows[tenant]
+            actual = read_model_balances(target, tenant)
+            differing = [
+                account for account, cents in actual.items() if shadow.get(account, 0) != cents
+            ]
+            missing = [
+                account
+                for account in shadow
+                if not account.startswith("GL_") and account not in actual
+            ]
+            expected_total = sum(
+                cents for account, cents in shadow.items() if not account.startswith("GL_")
+            )
+            items.append(
+                {
+                    "name": "shadow book equals read model (member deposits, cents)",
+                    "tenant": tenant,
+                    "expected": expected_total,
+                    "actual": sum(actual.values()),
+                    "passed": not differing and not missing,
+                    "detail": f"{len(actual)} accounts compared; {len(differing)} differ, "
+                    f"{len(missing)} missing"
+                    + (f"; first differing {differing[0]}" if differing else ""),
+                }
+            )
+            members = target.customers(tenant, limit=1)["total"]
+            items.append(
+                {
+                    "name": "members onboarded",
+                    "tenant": tenant,
+                    "expected": world.totals.members_joined,
+                    "actual": members,
+                    "passed": members == world.totals.members_joined,
+                    "detail": f"{world.totals.onboarding_refused} refused at onboarding",
+                }
+            )
+            totals = world.totals
+            platform_refusals = totals.rejections.get("OVERDRAFT_LIMIT", 0)
+            items.append(
+                {
+                    "name": "insufficient-funds refusals predicted by the shadow book",
+                    "tenant": tenant,
+                    "expected": totals.predicted_rejections,
+                    "actual": platform_refusals,
+                    "passed": totals.prediction_misses == 0
+                    and platform_refusals == totals.predicted_rejections,
+                    "detail": f"{totals.prediction_misses} predictions missed",
+                }
+            )
+            items.append(self._card_expectation(tenant, world))
+        return items
+
+    @staticmethod
+    def _card_expectation(tenant: str, world: TenantWorld) -> dict[str, Any]:
+        totals = world.totals
+        days = totals.card_member_days
+        if days == 0:
+            return {
+                "name": "mean card spend per member-day (cents)",
+                "tenant": tenant,
+                "expected": None,
+                "actual": None,
+                "passed": True,
+                "detail": "no member-days simulated",
+            }
+        expected = totals.card_expected_cents / days
+        observed = totals.card_spend_cents / days
+        sigma = math.sqrt(totals.card_expected_variance) / days
+        return {
+            "name": "mean card spend per member-day (cents)",
+            "tenant": tenant,
+            "expected": round(expected, 2),
+            "actual": round(observed, 2),
+            "passed": abs(observed - expected) <= Z_999 * sigma,
+            "detail": f"99.9% band +/- {Z_999 * sigma:.2f} over {days} member-days",
+        }
+
+    # ------------------------------------------------------------------ outputs
+
+    def _summary(
+        self,
+        out: Path,
+        invariants: dict[str, Any],
+        expectations: list[dict[str, Any]],
+        fingerprint: dict[str, str],
+        heads: dict[str, int],
+        passed: bool,
+        wall: float,
+        sim_wall: float,
+        lag: LagMonitor,
+    ) -> dict[str, Any]:
+        scenario = self.scenario
+        tenants: dict[str, Any] = {}
+        member_days = postings = events = 0
+        for tenant, world in self.worlds.items():
+            totals = world.totals
+            member_days += totals.member_days
+            postings += totals.postings
+            events += totals.events
+            tenants[tenant] = {
+                "members": world.totals.members_joined,
+                "accounts": sum(1 for a in world.transaction_accounts if a)
+                + sum(1 for a in world.savings_accounts if a),
+                "deposits_cents": world.deposits_cents,
+                "entries": totals.entries,
+                "postings": totals.postings,
+                "events": totals.events,
+                "commands": totals.commands,
+                "rejections": dict(sorted(totals.rejections.items())),
+                "head_seq": heads[tenant],
+            }
+        rate = (lambda n: round(n / sim_wall, 1)) if sim_wall > 0 else (lambda n: None)
+        warp = self.options.warp
+        return {
+            "scenario": {
+                "name": scenario.name,
+                "hash": scenario.fingerprint(),
+                "source": getattr(scenario, "source", None),
+                "start": scenario.start.isoformat(),
+                "days": scenario.duration_days,
+                "scale": scenario.scale,
+            },
+            "seed": self.seed,
+            "passed": passed,
+            "fingerprint": fingerprint,
+            "invariants": {name: report.to_dict() for name, report in invariants.items()},
+            "expectations": expectations,
+            "tenants": tenants,
+            "timings": {
+                "wall_s": round(wall, 3),
+                "simulation_wall_s": round(sim_wall, 3),
+                "simulated_days": scenario.duration_days,
+                "member_days_per_s": rate(member_days),
+                "postings_per_s": rate(postings),
+                "events_per_s": rate(events),
+                "warp": "max" if warp is None else warp,
+                "lag": lag.summary(),
+            },
+            "run": {"command": self.options.command_line, "out": str(out)},
+        }
+
+    def _manifest(self, wall: float, sim_wall: float) -> dict[str, Any]:
+        versions = {}
+        for package in ("simpy", "numpy", "msgspec", "faker", "holidays", "pydantic"):
+            try:
+                versions[package] = package_metadata.version(package)
+            except package_metadata.PackageNotFoundError:
+                versions[package] = None
+        return {
+            "scenario": json.loads(self.scenario.canonical_json()),
+            "scenario_hash": self.scenario.fingerprint(),
+            "seed": self.seed,
+            "target": "embedded",
+            "warp": "max" if self.options.warp is None else self.options.warp,
+            "keep_events": "all" if self.options.keep_events else "none",
+            "python": sys.version.split()[0],
+            "platform": python_platform.platform(),
+            "versions": versions,
+            "timings": {"wall_s": round(wall, 3), "simulation_wall_s": round(sim_wall, 3)},
+            "command": self.options.command_line,
+        }
+
+
+def _prepare_folder(out: Path, force: bool) -> Path:
+    """Refuse to mix runs: an existing non-empty folder needs --force."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise RunFolderError(f"{out}: exists and is not a folder")
+    if out.exists() and any(out.iterdir()):
+        if not force:
+            raise RunFolderError(
+                f"{out}: folder is not empty; choose another --out or pass --force to replace it"
+            )
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+class _Progress:
+    """A progress bar over simulated days: date and throughput (stderr)."""
+
+    def __init__(self, scenario: Scenario, enabled: bool, worlds: dict[str, TenantWorld]) -> None:
+        self.worlds = worlds
+        self.bar = None
+        self.started = time.perf_counter()
+        if enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(
+                total=scenario.duration_days,
+                unit="day",
+                desc=scenario.name,
+                file=sys.stderr,
+                dynamic_ncols=True,
+            )
+
+    def day_done(self, day: date) -> None:
+        if self.bar is None:
+            return
+        elapsed = max(time.perf_counter() - self.started, 1e-9)
+        postings = sum(w.totals.postings for w in self.worlds.values())
+        self.bar.set_postfix_str(f"{day.isoformat()} {postings / elapsed:,.0f} postings/s")
+        self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+__all__ = ["RunFolderError", "RunOptions", "RunOutcome", "Twin"]

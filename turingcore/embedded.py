@@ -1,0 +1,304 @@
+"""The embedded shell: the platform in-process, no servers.
+
+For each command of a batch it does FETCH (the tenant's state) → COMPUTE
+(`decide`) → STORE (seal into the chain, `evolve` the read model, hand the
+events to the sink) → PUBLISH (listeners get each batch's events). The
+tenant comes from the caller's context (`submit(tenant_id, ...)`), never from
+the command body: an envelope naming another tenant is refused, and nothing
+is written.
+
+Idempotency: `(tenantId, idempotencyKey)` is unique; a replay returns the first
+result and writes nothing. Keys are retained for `idempotency_days` days of
+command time (like any payment platform's key expiry), which keeps memory flat
+however long a run is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from turingcore.contract import CommandResult, Envelope
+from turingcore.domain import (
+    Pending,
+    PlatformState,
+    Rejected,
+    TenantState,
+    decide,
+    evolve,
+)
+from turingcore.events import (
+    BalanceUpdatedPayload,
+    EntryPostedPayload,
+    Event,
+    SealedEvent,
+    canonical_bytes,
+)
+
+Listener = Callable[[str, list[SealedEvent]], None]
+
+
+class EventSink(Protocol):
+    """Where sealed events and refusals are stored (e.g. the SQLite event log)."""
+
+    def append(self, tenant_id: str, events: Sequence[SealedEvent]) -> None: ...
+
+    def rejected(self, tenant_id: str, envelope: Envelope, result: CommandResult) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class IdempotencyKeys:
+    """(idempotencyKey -> first result) for one tenant, bucketed by command day."""
+
+    __slots__ = ("days", "buckets")
+
+    def __init__(self, days: int) -> None:
+        self.days = days
+        self.buckets: list[tuple[str, dict[str, CommandResult]]] = []
+
+    def get(self, key: str) -> CommandResult | None:
+        for _day, bucket in reversed(self.buckets):
+            found = bucket.get(key)
+            if found is not None:
+                return found
+        return None
+
+    def put(self, key: str, day: str, result: CommandResult) -> None:
+        buckets = self.buckets
+        if not buckets or buckets[-1][0] < day:
+            buckets.append((day, {}))
+            while len(buckets) > self.days + 1:
+                buckets.pop(0)
+        buckets[-1][1][key] = result
+
+    def __len__(self) -> int:
+        return sum(len(bucket) for _day, bucket in self.buckets)
+
+
+class EmbeddedPlatform:
+    """The reference TuringCore in-process: batches in, per-command answers out."""
+
+    def __init__(self, sink: EventSink | None = None, idempotency_days: int = 2) -> None:
+        if idempotency_days < 1:
+            raise ValueError("idempotency_days must be at least 1")
+        self.sink = sink
+        self.idempotency_days = idempotency_days
+        self.platform = PlatformState()
+        self.tenants: dict[str, TenantState] = {}
+        self.keys: dict[str, IdempotencyKeys] = {}
+        self.listeners: list[Listener] = []
+
+    # ------------------------------------------------------------------ write side
+
+    def subscribe(self, listener: Listener) -> None:
+        """Receive every batch's sealed events, per tenant, in chain order."""
+        self.listeners.append(listener)
+
+    def submit(self, tenant_id: str, commands: Sequence[Envelope]) -> list[CommandResult]:
+        """Process a batch for one (authenticated) tenant, in order.
+
+        Returns one result per command, in the same order. Events are sealed
+        into the tenant's chain, stored and published once per batch.
+        """
+        tenant = self.tenants.get(tenant_id)
+        if tenant is None:
+            tenant = self.tenants[tenant_id] = TenantState(tenant_id)
+            self.keys[tenant_id] = IdempotencyKeys(self.idempotency_days)
+        keys = self.keys[tenant_id]
+        platform = self.platform
+        sealed: list[SealedEvent] = []
+        results: list[CommandResult] = []
+        append_sealed = sealed.append
+        for envelope in commands:
+            key = envelope.idempotency_key
+            if key is not None:
+                first = keys.get(key)
+                if first is not None:
+                    results.append(first)
+                    continue
+            if envelope.tenant_id != tenant_id:
+                results.append(
+                    CommandResult(
+                        envelope.command_id,
+                        "REJECTED",
+                        envelope.command_id,
+                        envelope.timestamp,
+                        rule="TENANT_MISMATCH",
+                        error="FORBIDDEN",
+                        message="the command names another tenant than the caller's",
+                    )
+                )
+                continue
+            decision = decide(platform, tenant, envelope)
+            if isinstance(decision, Rejected):
+                result = CommandResult(
+                    envelope.command_id,
+                    "REJECTED",
+                    envelope.command_id,
+                    envelope.timestamp,
+                    rule=decision.rule,
+                    error="INVARIANT_VIOLATION",
+                    message=decision.message,
+                )
+                if self.sink is not None:
+                    self.sink.rejected(tenant_id, envelope, result)
+            else:
+                first_seq = tenant.seq + 1
+                self._seal(tenant, envelope, decision, append_sealed)
+                result = CommandResult(
+                    envelope.command_id,
+                    "ACCEPTED",
+                    envelope.command_id,
+                    envelope.timestamp,
+                    first_seq=first_seq,
+                    last_seq=tenant.seq,
+                )
+            if key is not None:
+                keys.put(key, envelope.timestamp[:10], result)
+            results.append(result)
+        if sealed:
+            if self.sink is not None:
+                self.sink.append(tenant_id, sealed)
+            for listener in self.listeners:
+                listener(tenant_id, sealed)
+        return results
+
+    def _seal(
+        self,
+        tenant: TenantState,
+        envelope: Envelope,
+        decision: list[Pending],
+        append: Callable[[SealedEvent], None],
+    ) -> None:
+        """STORE: chain each decided event, fold it into the read model, queue it.
+
+        The two events of the hot path (an entry and its balance updates) are
+        folded inline; everything else goes through `evolve`. Both paths are
+        the same fold: `balance_derivability` replays the log through `evolve`
+        and compares it with this read model on every run.
+        """
+        tenant_id = tenant.tenant_id
+        occurred_at = envelope.timestamp
+        causation = envelope.command_id
+        accounts = tenant.accounts
+        sha256 = hashlib.sha256
+        encode = canonical_bytes
+        for pending in decision:
+            seq = tenant.seq + 1
+            prefix = tenant.id_prefix
+            event_id = (
+                f"{prefix}8000-{seq:012x}" if prefix else _first_event_id(tenant_id, causation)
+            )
+            event = Event(
+                event_id,
+                pending.event_type,
+                tenant_id,
+                pending.entity_id,
+                pending.payload,
+                occurred_at,
+                causation,
+                seq,
+                tenant.head,
+            )
+            canonical = encode(event)
+            digest = sha256(tenant.head_raw + canonical).digest()
+            event_hash = digest.hex()
+            payload = pending.payload
+            if type(payload) is BalanceUpdatedPayload:
+                account = accounts[payload.account_id]
+                account.balance = payload.balance_cents
+                account.last_seq = seq
+            elif type(payload) is EntryPostedPayload:
+                tenant.entries += 1
+            else:
+                evolve(tenant, event, event_hash, self.platform)
+            tenant.seq = seq
+            tenant.head = event_hash
+            tenant.head_raw = digest
+            append(SealedEvent(event, event_hash, canonical))
+
+    def close(self) -> None:
+        if self.sink is not None:
+            self.sink.close()
+
+    # ------------------------------------------------------------------ read side
+
+    def tenant(self, tenant_id: str) -> TenantState | None:
+        """The tenant's state (read model) or None: never another tenant's."""
+        state = self.tenants.get(tenant_id)
+        return state if state is not None and state.exists else None
+
+    def head(self, tenant_id: str) -> tuple[int, str]:
+        """(seq, hash) of the tenant's chain head: the run's fingerprint."""
+        state = self.tenants[tenant_id]
+        return state.seq, state.head
+
+    def customers(self, tenant_id: str, limit: int = 50, offset: int = 0) -> dict[str, Any]:
+        """The contract's customer listing, for this tenant only."""
+        limit = _page_limit(limit)
+        state = self.tenant(tenant_id)
+        rows = list(state.customers.values()) if state else []
+        page = rows[offset : offset + limit]
+        return {
+            "customers": [
+                {
+                    "customerId": c.customer_id,
+                    "externalRef": c.external_ref,
+                    "fullName": c.full_name,
+                    "email": c.email,
+                    "segment": c.segment,
+                    "kycStatus": c.kyc_status,
+                    "createdAt": c.created_at,
+                }
+                for c in page
+            ],
+            "total": len(rows),
+            "limit": limit,
+            "offset": offset,
+        }
+
+    def accounts(
+        self, tenant_id: str, customer_id: str | None = None, limit: int = 50, offset: int = 0
+    ) -> dict[str, Any]:
+        """The contract's account listing (balances as exact decimals), this tenant only."""
+        from turingcore.money import format_cents
+
+        limit = _page_limit(limit)
+        state = self.tenant(tenant_id)
+        rows = [
+            a
+            for a in (state.accounts.values() if state else ())
+            if a.kind != "GL" and (customer_id is None or a.customer_id == customer_id)
+        ]
+        page = rows[offset : offset + limit]
+        return {
+            "accounts": [
+                {
+                    "accountId": a.account_id,
+                    "customerId": a.customer_id,
+                    "productCode": a.product_code,
+                    "accountAlias": a.alias,
+                    "balance": format_cents(a.balance),
+                    "currency": a.currency,
+                    "status": a.status,
+                    "openedAt": a.opened_at,
+                }
+                for a in page
+            ],
+            "total": len(rows),
+        }
+
+
+def _page_limit(limit: int) -> int:
+    if not 1 <= limit <= 1000:
+        raise ValueError("limit must be between 1 and 1000")
+    return limit
+
+
+def _first_event_id(tenant_id: str, command_id: str) -> str:
+    """The id of a tenant's first event, before its id prefix exists."""
+    from turingcore.domain import id_prefix
+
+    return f"{id_prefix(tenant_id, command_id)}8000-{0:012x}"
