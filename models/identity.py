@@ -199,8 +199,6 @@ _MOBILE_SPACE: Final[int] = 10**8  # the 8 digits after +614
 
 # Pool sizes: large enough that the weighted Faker name lists show through
 # (en_US has 690 first and 1,000 last names), small enough to draw in ~0.2 s.
-_FIRST_NAME_POOL: Final[int] = 2000
-_LAST_NAME_POOL: Final[int] = 2000
 _STREET_POOL: Final[int] = 1500
 _SUBURB_POOL: Final[int] = 400
 
@@ -392,10 +390,17 @@ def _email_slug(name: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class _Pools:
-    """Names drawn once from a seeded Faker, with their email slugs precomputed."""
+    """Faker's name lists with their frequencies, streets and suburbs drawn once.
+
+    Names come straight from Faker's weighted lists (every name it knows,
+    with its published frequency) rather than from one Faker call per name:
+    the same distribution, ~100x cheaper to set up.
+    """
 
     first_names: tuple[str, ...]
     last_names: tuple[str, ...]
+    first_cumulative: np.ndarray
+    last_cumulative: np.ndarray
     first_slugs: tuple[str, ...]
     last_slugs: tuple[str, ...]
     streets: tuple[str, ...]
@@ -411,19 +416,30 @@ def _faker_pools(faker_seed: int) -> _Pools:
     """
     fake = Faker("en_AU")
     fake.seed_instance(faker_seed)
-    first = tuple(fake.first_name() for _ in range(_FIRST_NAME_POOL))
-    last = tuple(fake.last_name() for _ in range(_LAST_NAME_POOL))
+    person = fake.provider("faker.providers.person")
+    first, first_weights = _weighted(person.first_names)
+    last, last_weights = _weighted(person.last_names)
     streets = tuple(fake.street_name() for _ in range(_STREET_POOL))
     # Unique suburb names, so that a suburb always has the same postcode.
     suburbs = tuple(dict.fromkeys(fake.city() for _ in range(_SUBURB_POOL)))
     return _Pools(
         first_names=first,
         last_names=last,
+        first_cumulative=np.cumsum(first_weights),
+        last_cumulative=np.cumsum(last_weights),
         first_slugs=tuple(_email_slug(n) for n in first),
         last_slugs=tuple(_email_slug(n) for n in last),
         streets=streets,
         suburbs=suburbs,
     )
+
+
+def _weighted(names: object) -> tuple[tuple[str, ...], np.ndarray]:
+    """A Faker name list as (names, weights); plain sequences are uniform."""
+    if isinstance(names, dict):
+        return tuple(names), np.asarray(list(names.values()), dtype=np.float64)
+    values = tuple(names)  # type: ignore[arg-type]
+    return values, np.ones(len(values), dtype=np.float64)
 
 
 def _draw_postcodes(rng: np.random.Generator, state: str, size: int) -> np.ndarray:
@@ -529,8 +545,11 @@ class IdentityFactory:
             return []
         rng = self._rng
         pools = self._pools
-        first_idx = rng.integers(0, len(pools.first_names), size=count).tolist()
-        last_idx = rng.integers(0, len(pools.last_names), size=count).tolist()
+        first_cum, last_cum = pools.first_cumulative, pools.last_cumulative
+        first_idx = np.searchsorted(
+            first_cum, rng.random(count) * first_cum[-1], side="right"
+        ).tolist()
+        last_idx = np.searchsorted(last_cum, rng.random(count) * last_cum[-1], side="right").tolist()
         street_idx = rng.integers(0, len(pools.streets), size=count).tolist()
         suburb_idx = rng.integers(0, len(pools.suburbs), size=count).tolist()
         domain_idx = rng.integers(0, len(self._domains), size=count).tolist()

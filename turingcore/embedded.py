@@ -185,6 +185,178 @@ class EmbeddedPlatform:
         accounts = tenant.accounts
         sha256 = hashlib.sha256
         encode = canonical_bytes
+        balance_type, entry_type = BalanceUpdatedPayload, EntryPostedPayload
+        seq, head, head_raw, prefix = tenant.seq, tenant.head, tenant.head_raw, tenant.id_prefix
+        for pending in decision:
+            seq += 1
+            payload = pending.payload
+            event = Event(
+                f"{prefix}8000-{seq:012x}" if prefix else _first_event_id(tenant_id, causation),
+                pending.event_type,
+                tenant_id,
+                pending.entity_id,
+                payload,
+                occurred_at,
+                causation,
+                seq,
+                head,
+            )
+            canonical = encode(event)
+            head_raw = sha256(head_raw + canonical).digest()
+            head = head_raw.hex()
+            kind = type(payload)
+            if kind is balance_type:
+                account = accounts[payload.account_id]
+                account.balance = payload.balance_cents
+                account.last_seq = seq
+            elif kind is entry_type:
+                tenant.entries += 1
+            else:
+                tenant.seq = seq - 1  # evolve checks the chain order itself
+                evolve(tenant, event, head, self.platform)
+                prefix = tenant.id_prefix
+            append(SealedEvent(event, head, canonical))
+        tenant.seq, tenant.head, tenant.head_raw = seq, head, head_raw
+
+    def close(self) -> None: ...
+
+
+class IdempotencyKeys:
+    """(idempotencyKey -> first result) for one tenant, bucketed by command day."""
+
+    __slots__ = ("days", "buckets")
+
+    def __init__(self, days: int) -> None:
+        self.days = days
+        self.buckets: list[tuple[str, dict[str, CommandResult]]] = []
+
+    def get(self, key: str) -> CommandResult | None:
+        for _day, bucket in reversed(self.buckets):
+            found = bucket.get(key)
+            if found is not None:
+                return found
+        return None
+
+    def put(self, key: str, day: str, result: CommandResult) -> None:
+        buckets = self.buckets
+        if not buckets or buckets[-1][0] < day:
+            buckets.append((day, {}))
+            while len(buckets) > self.days + 1:
+                buckets.pop(0)
+        buckets[-1][1][key] = result
+
+    def __len__(self) -> int:
+        return sum(len(bucket) for _day, bucket in self.buckets)
+
+
+class EmbeddedPlatform:
+    """The reference TuringCore in-process: batches in, per-command answers out."""
+
+    def __init__(self, sink: EventSink | None = None, idempotency_days: int = 2) -> None:
+        if idempotency_days < 1:
+            raise ValueError("idempotency_days must be at least 1")
+        self.sink = sink
+        self.idempotency_days = idempotency_days
+        self.platform = PlatformState()
+        self.tenants: dict[str, TenantState] = {}
+        self.keys: dict[str, IdempotencyKeys] = {}
+        self.listeners: list[Listener] = []
+
+    # ------------------------------------------------------------------ write side
+
+    def subscribe(self, listener: Listener) -> None:
+        """Receive every batch's sealed events, per tenant, in chain order."""
+        self.listeners.append(listener)
+
+    def submit(self, tenant_id: str, commands: Sequence[Envelope]) -> list[CommandResult]:
+        """Process a batch for one (authenticated) tenant, in order.
+
+        Returns one result per command, in the same order. Events are sealed
+        into the tenant's chain, stored and published once per batch.
+        """
+        tenant = self.tenants.get(tenant_id)
+        if tenant is None:
+            tenant = self.tenants[tenant_id] = TenantState(tenant_id)
+            self.keys[tenant_id] = IdempotencyKeys(self.idempotency_days)
+        keys = self.keys[tenant_id]
+        platform = self.platform
+        sealed: list[SealedEvent] = []
+        results: list[CommandResult] = []
+        append_sealed = sealed.append
+        for envelope in commands:
+            key = envelope.idempotency_key
+            if key is not None:
+                first = keys.get(key)
+                if first is not None:
+                    results.append(first)
+                    continue
+            if envelope.tenant_id != tenant_id:
+                results.append(
+                    CommandResult(
+                        envelope.command_id,
+                        "REJECTED",
+                        envelope.command_id,
+                        envelope.timestamp,
+                        rule="TENANT_MISMATCH",
+                        error="FORBIDDEN",
+                        message="the command names another tenant than the caller's",
+                    )
+                )
+                continue
+            decision = decide(platform, tenant, envelope)
+            if isinstance(decision, Rejected):
+                result = CommandResult(
+                    envelope.command_id,
+                    "REJECTED",
+                    envelope.command_id,
+                    envelope.timestamp,
+                    rule=decision.rule,
+                    error="INVARIANT_VIOLATION",
+                    message=decision.message,
+                )
+                if self.sink is not None:
+                    self.sink.rejected(tenant_id, envelope, result)
+            else:
+                first_seq = tenant.seq + 1
+                self._seal(tenant, envelope, decision, append_sealed)
+                result = CommandResult(
+                    envelope.command_id,
+                    "ACCEPTED",
+                    envelope.command_id,
+                    envelope.timestamp,
+                    first_seq=first_seq,
+                    last_seq=tenant.seq,
+                )
+            if key is not None:
+                keys.put(key, envelope.timestamp[:10], result)
+            results.append(result)
+        if sealed:
+            if self.sink is not None:
+                self.sink.append(tenant_id, sealed)
+            for listener in self.listeners:
+                listener(tenant_id, sealed)
+        return results
+
+    def _seal(
+        self,
+        tenant: TenantState,
+        envelope: Envelope,
+        decision: list[Pending],
+        append: Callable[[SealedEvent], None],
+    ) -> None:
+        """STORE: chain each decided event, fold it into the read model, queue it.
+
+        The two events of the hot path (an entry and its balance updates) are
+        folded inline; everything else goes through `evolve`. Both paths are
+        the same fold: `balance_derivability` replays the log through `evolve`
+        and compares it with this read model on every run.
+        """
+        tenant_id = tenant.tenant_id
+        occurred_at = envelope.timestamp
+        causation = envelope.command_id
+        accounts = tenant.accounts
+        sha256 = hashlib.sha256
+        encode = canonical_bytes
         for pending in decision:
             seq = tenant.seq + 1
             prefix = tenant.id_prefix

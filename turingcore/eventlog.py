@@ -60,6 +60,20 @@ _INSERT_REJECTION = "INSERT INTO rejections VALUES (?, ?, ?, ?, ?, ?, ?)"
 _STOP = object()
 
 
+class _OpenSegment:
+    """Consecutive events of one tenant being gathered into one stored segment."""
+
+    __slots__ = ("first_seq", "last_seq", "first_at", "last_at", "count", "data")
+
+    def __init__(self, first_seq: int, first_at: str) -> None:
+        self.first_seq = first_seq
+        self.last_seq = first_seq
+        self.first_at = first_at
+        self.last_at = first_at
+        self.count = 0
+        self.data = bytearray()
+
+
 class EventLogError(RuntimeError):
     """The event log could not be written or read (names the file)."""
 
@@ -75,6 +89,7 @@ class EventLogWriter:
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_batches)
         self._error: BaseException | None = None
         self._rejections: list[tuple[Any, ...]] = []
+        self._open: dict[str, _OpenSegment] = {}
         self.events_written = 0
         self._thread = threading.Thread(target=self._run, name="event-log-writer", daemon=True)
         self._connection = self._connect()
@@ -90,8 +105,37 @@ class EventLogWriter:
     # ------------------------------------------------------------------ EventSink
 
     def append(self, tenant_id: str, events: Sequence[SealedEvent]) -> None:
-        self._raise_if_failed()
-        self._queue.put((tenant_id, events))
+        """Serialise events into the tenant's open segment; full segments go to the thread.
+
+        Events become bytes at once (so the objects die young and memory stays
+        cache-warm), and only whole segments cross to the writer thread: one
+        GIL hand-off per 4,096 events rather than one per batch.
+        """
+        if not events:
+            return
+        segment = self._open.get(tenant_id)
+        if segment is None:
+            first = events[0].event
+            segment = self._open[tenant_id] = _OpenSegment(first.seq, first.occurred_at)
+        data = segment.data
+        for sealed in events:
+            data += sealed.hash.encode()
+            data += b" "
+            data += sealed.canonical
+            data += b"\n"
+        last = events[-1].event
+        segment.last_seq = last.seq
+        segment.last_at = last.occurred_at
+        segment.count += len(events)
+        if segment.count >= SEGMENT_EVENTS:
+            self._raise_if_failed()
+            self._queue.put((tenant_id, segment))
+            del self._open[tenant_id]
+
+    def _hand_over_buffers(self) -> None:
+        for tenant_id, segment in self._open.items():
+            self._queue.put((tenant_id, segment))
+        self._open = {}
 
     def rejected(self, tenant_id: str, envelope: Envelope, result: CommandResult) -> None:
         self._rejections.append(
@@ -112,6 +156,7 @@ class EventLogWriter:
     def close(self) -> None:
         """Flush everything, build the indexes, and close the file."""
         if self._thread.is_alive():
+            self._hand_over_buffers()
             if self._rejections:
                 self._queue.put(("rejections", self._rejections))
                 self._rejections = []
@@ -149,6 +194,7 @@ class EventLogWriter:
     # ------------------------------------------------------------------ thread
 
     def _flush_wait(self) -> None:
+        self._hand_over_buffers()
         if self._rejections:
             self._queue.put(("rejections", self._rejections))
             self._rejections = []
@@ -162,46 +208,31 @@ class EventLogWriter:
             raise EventLogError(f"{self.path}: writing the event log failed: {self._error}")
 
     def _write_segment(
-        self, connection: sqlite3.Connection, tenant_id: str, events: list[SealedEvent]
+        self, connection: sqlite3.Connection, tenant_id: str, segment: _OpenSegment
     ) -> int:
-        parts: list[bytes] = []
-        for sealed in events:
-            parts.append(sealed.hash.encode())
-            parts.append(b" ")
-            parts.append(sealed.canonical)
-            parts.append(b"\n")
-        first, last = events[0].event, events[-1].event
         connection.execute(
             _INSERT_SEGMENT,
             (
                 tenant_id,
-                first.seq,
-                last.seq,
-                first.occurred_at,
-                last.occurred_at,
-                len(events),
-                zlib.compress(b"".join(parts), 1),
+                segment.first_seq,
+                segment.last_seq,
+                segment.first_at,
+                segment.last_at,
+                segment.count,
+                zlib.compress(segment.data, 1),
             ),
         )
-        self.events_written += len(events)
-        return len(events)
+        self.events_written += segment.count
+        return segment.count
 
     def _run(self) -> None:
         connection = self._connection
         pending = 0
         in_transaction = False
-        buffers: dict[str, list[SealedEvent]] = {}
         try:
             while True:
                 item = self._queue.get()
                 if item is _STOP or isinstance(item, threading.Event):
-                    for tenant_id, buffer in buffers.items():
-                        if buffer:
-                            if not in_transaction:
-                                connection.execute("BEGIN")
-                                in_transaction = True
-                            self._write_segment(connection, tenant_id, buffer)
-                    buffers.clear()
                     if in_transaction:
                         connection.execute("COMMIT")
                         in_transaction = False
@@ -217,11 +248,7 @@ class EventLogWriter:
                 if tenant_id == "rejections" and batch and isinstance(batch[0], tuple):
                     connection.executemany(_INSERT_REJECTION, batch)
                     continue
-                buffer = buffers.setdefault(tenant_id, [])
-                buffer.extend(batch)
-                if len(buffer) >= SEGMENT_EVENTS:
-                    pending += self._write_segment(connection, tenant_id, buffer)
-                    buffers[tenant_id] = []
+                pending += self._write_segment(connection, tenant_id, batch)
                 if pending >= self.commit_every:
                     connection.execute("COMMIT")
                     in_transaction = False
