@@ -938,6 +938,15 @@ class InvariantSuite:
         self._probing = False
         self._finished = False
 
+    def replayed_balances(self, tenant_id: str) -> dict[str, int]:
+        """Every account's balance as folded from the tenant's event stream (cents).
+
+        This is the replay of the events alone, for expected-vs-actual tables;
+        the fold itself is checked by `balance_derivability`.
+        """
+        checker = self._checkers.get(tenant_id)
+        return dict(checker.fold) if checker is not None else {}
+
     @property
     def tenant_ids(self) -> list[str]:
         """Every tenant whose events the suite has seen, sorted."""

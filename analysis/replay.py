@@ -16,7 +16,7 @@ import msgspec
 
 from turingcore.domain import TenantState, evolve
 from turingcore.eventlog import EventLogError, EventLogReader
-from turingcore.events import Event
+from turingcore.events import ChainVerifier, Event
 
 _DECODE = msgspec.json.Decoder()
 
@@ -47,6 +47,8 @@ class Replay:
     last_seq: int
     head_hash: str
     accounts: tuple[ReplayedAccount, ...]
+    #: chain problems met while replaying (tenant and seq named); empty when it verifies
+    problems: tuple[str, ...] = ()
 
 
 def parse_timestamp(text: str | None, option: str) -> datetime | None:
@@ -84,11 +86,21 @@ def replay_tenant(
         state = TenantState(tenant_id)
         at_start: dict[str, int] | None = None if from_timestamp is not None else {}
         applied = 0
+        verifier = ChainVerifier(tenant_id)
+        problems: list[str] = []
         for stored in reader.events(tenant_id):
             if stored.corrupt is not None:
                 raise ReplayError(f"{log_path}: tenant {tenant_id}: {stored.corrupt}")
-            body = _DECODE.decode(stored.canonical)
-            event = msgspec.convert(body, Event)
+            try:
+                body = _DECODE.decode(stored.canonical)
+                event = msgspec.convert(body, Event)
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                raise ReplayError(
+                    f"{log_path}: tenant {tenant_id}: event after seq {state.seq} "
+                    f"is unreadable ({exc})"
+                ) from None
+            for problem in verifier.check(body, stored.canonical, stored.hash):
+                problems.append(f"tenant {problem.tenant_id} seq {problem.seq}: {problem.problem}")
             moment = datetime.fromisoformat(event.occurred_at)
             if to_timestamp is not None and moment > to_timestamp:
                 break
@@ -108,4 +120,4 @@ def replay_tenant(
         )
         for account in state.accounts.values()
     )
-    return Replay(tenant_id, applied, state.seq, state.head, accounts)
+    return Replay(tenant_id, applied, state.seq, state.head, accounts, tuple(problems))

@@ -199,8 +199,8 @@ _MOBILE_SPACE: Final[int] = 10**8  # the 8 digits after +614
 
 # Pool sizes: large enough that the weighted Faker name lists show through
 # (en_US has 690 first and 1,000 last names), small enough to draw in ~0.2 s.
-_STREET_POOL: Final[int] = 1500
-_SUBURB_POOL: Final[int] = 400
+_STREET_POOL: Final[int] = 400
+_SUBURB_POOL: Final[int] = 150
 
 
 def damm_check_digit(digits: str) -> int:
@@ -549,7 +549,9 @@ class IdentityFactory:
         first_idx = np.searchsorted(
             first_cum, rng.random(count) * first_cum[-1], side="right"
         ).tolist()
-        last_idx = np.searchsorted(last_cum, rng.random(count) * last_cum[-1], side="right").tolist()
+        last_idx = np.searchsorted(
+            last_cum, rng.random(count) * last_cum[-1], side="right"
+        ).tolist()
         street_idx = rng.integers(0, len(pools.streets), size=count).tolist()
         suburb_idx = rng.integers(0, len(pools.suburbs), size=count).tolist()
         domain_idx = rng.integers(0, len(self._domains), size=count).tolist()

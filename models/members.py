@@ -214,7 +214,12 @@ def onboard(world: TenantWorld, onboarding: Onboarding, t: float, count: int) ->
 def member_growth(
     env: Any, world: TenantWorld, onboarding: Onboarding
 ) -> Generator[Any, Any, None]:
-    """New members arrive each day (Poisson with the tenant's annual growth rate)."""
+    """Net membership change each day at the tenant's annual growth rate.
+
+    Positive growth: Poisson(active x rate / 365.25) new members join. Negative
+    growth: as many active members, chosen at random, leave: they stop
+    transacting (the contract has no account closure; their balances stay).
+    """
     growth = world.spec.annual_growth
     rng = world.rng("growth")
     clock = world.clock
@@ -223,7 +228,21 @@ def member_growth(
         join_at = clock.day_start(day) + JOIN_HOUR * 3600
         if join_at > env.now:
             yield env.timeout(join_at - env.now)
+        expected = world.active_members() * abs(growth) / 365.25
         if growth > 0:
-            expected = world.active_members() * growth / 365.25
             onboard(world, onboarding, env.now, int(rng.poisson(expected)))
+        elif growth < 0:
+            leave(world, rng, int(rng.poisson(expected)))
         day = clock.date_at(clock.day_start(day) + clock.day_length(day) + 1)
+
+
+def leave(world: TenantWorld, rng: np.random.Generator, count: int) -> int:
+    """`count` active members, chosen uniformly, stop banking with the tenant."""
+    active = np.flatnonzero(world.members.active)
+    count = min(count, len(active))
+    if count <= 0:
+        return 0
+    leaving = rng.choice(active, size=count, replace=False)
+    world.members.active[leaving] = False
+    world.totals.members_left += count
+    return count

@@ -51,6 +51,7 @@ class RunTotals:
     predicted_rejections: int = 0
     prediction_misses: int = 0
     members_joined: int = 0
+    members_left: int = 0
     onboarding_refused: int = 0
     member_days: int = 0
     card_spend_cents: int = 0

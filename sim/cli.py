@@ -95,6 +95,7 @@ def run(
         progress=not quiet,
         force=force,
         command_line=shlex.join(["twin", *sys.argv[1:]]),
+        scenario_source=str(scenario_file),
     )
     try:
         outcome = Twin(scenario, run_seed, options).run()
@@ -178,6 +179,10 @@ def replay_events(
         f"{cents_text(sum(a.balance_at_end for a in members))} AUD; change in window "
         f"{cents_text(sum(a.change for a in members))} AUD"
     )
+    if csv_out is not None and not csv_out.parent.is_dir():
+        _fail(f"--csv: cannot write {csv_out}: {csv_out.parent} is not a folder")
+    for problem in replay.problems[:10]:
+        typer.echo(f"chain problem: {problem}", err=True)
     if csv_out is not None:
         with csv_out.open("w", newline="") as handle:
             writer = csv.writer(handle)
@@ -195,6 +200,13 @@ def replay_events(
                     ]
                 )
         typer.echo(f"balances written to {csv_out}")
+    if replay.problems:
+        typer.echo(
+            f"FAIL: the chain does not verify ({len(replay.problems)} problems); "
+            "the balances above come from unverified events",
+            err=True,
+        )
+        raise typer.Exit(1)
 
 
 @scenario_app.command("check")

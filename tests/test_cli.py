@@ -15,6 +15,7 @@ import sqlite3
 import subprocess
 import sys
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ from analysis.invariants import INVARIANT_NAMES
 from models.params import SOURCES, Behaviour
 from scenarios.loader import load_scenario, parse_scenario
 from sim.cli import app
+from turingcore import eventlog
 
 DEMO = Path(__file__).resolve().parents[1] / "scenarios" / "demo.yaml"
 
@@ -45,15 +47,25 @@ def console_script() -> str:
     return found
 
 
+def segment_codec() -> tuple[Callable[[bytes], bytes], Callable[[bytes], bytes]]:
+    """(compress, decompress) of stored segments: the event log's own, else zlib."""
+    compress = getattr(eventlog, "compress_segment", None)
+    decompress = getattr(eventlog, "decompress_segment", None)
+    if compress is not None and decompress is not None:
+        return compress, decompress
+    return zlib.compress, zlib.decompress
+
+
 def tamper_one_amount(run_dir: Path, tenant: str) -> int:
     """Change one digit of one leg amount of one stored EntryPosted event; return its seq."""
+    compress, decompress = segment_codec()
     connection = sqlite3.connect(run_dir / "events.sqlite")
     try:
         first_seq, data = connection.execute(
             "SELECT first_seq, data FROM segments WHERE tenant_id = ? ORDER BY first_seq LIMIT 1",
             (tenant,),
         ).fetchone()
-        lines = zlib.decompress(data).split(b"\n")
+        lines = decompress(data).split(b"\n")
         index = next(i for i, line in enumerate(lines) if b'"eventType":"EntryPosted"' in line)
         line = lines[index]
         match = re.search(rb'"legs":\[\{"accountId":"[^"]+","amountCents":(\d)', line)
@@ -63,7 +75,7 @@ def tamper_one_amount(run_dir: Path, tenant: str) -> int:
         lines[index] = line[: match.start(1)] + changed + line[match.end(1) :]
         connection.execute(
             "UPDATE segments SET data = ? WHERE tenant_id = ? AND first_seq = ?",
-            (zlib.compress(b"\n".join(lines)), tenant, first_seq),
+            (compress(b"\n".join(lines)), tenant, first_seq),
         )
         connection.commit()
     finally:
@@ -145,21 +157,24 @@ def test_run_without_out_writes_runs_name_seed(scenario_file, tmp_path, monkeypa
 
 
 def test_force_replaces_an_existing_run_folder(scenario_file, tmp_path) -> None:
-    """--force empties the folder first: nothing of the old content survives."""
+    """--force empties the folder first: nothing of the old survives; --quiet prints no bar."""
     out = tmp_path / "run"
     out.mkdir()
     (out / "stale.txt").write_text("old run\n")
     result = twin("run", scenario_file, "--out", out, "--days", "1", "--force", "--quiet")
     assert result.exit_code == 0, result.output
+    assert result.stderr == ""
     assert not (out / "stale.txt").exists()
     assert (out / "report.md").is_file()
 
 
 def test_scale_override_changes_member_counts(scenario_file, tmp_path) -> None:
-    """--scale 0.5 halves the members of each tenant (40 -> 20, 60 -> 30)."""
+    """--scale 0.5 halves each tenant's members (40 -> 20, 60 -> 30); progress is on stderr."""
     out = tmp_path / "half"
-    result = twin("run", scenario_file, "--out", out, "--days", "1", "--scale", "0.5", "--quiet")
+    result = twin("run", scenario_file, "--out", out, "--days", "1", "--scale", "0.5")
     assert result.exit_code == 0, result.output
+    assert "1/1" in result.stderr  # the progress bar goes to stderr, not stdout
+    assert result.stdout.startswith("PASS: ")
     tenants = json.loads((out / "summary.json").read_text())["tenants"]
     assert {tenant: data["members"] for tenant, data in tenants.items()} == {
         "cu-a": 20,
@@ -271,6 +286,18 @@ def test_out_that_is_a_file_exits_2(scenario_file, tmp_path) -> None:
     assert result.exit_code == 2
     assert str(out) in result.stderr
     assert out.read_text() == "keep me\n"
+
+
+def test_out_that_cannot_be_created_exits_2(scenario_file, tmp_path) -> None:
+    """--out below a file cannot be made: exit 2 naming the folder, not a traceback (exit 1)."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("keep me\n")
+    out = blocker / "run"
+    result = twin("run", scenario_file, "--out", out, "--quiet")
+    assert result.exit_code == 2, repr(result.exception)
+    assert result.stderr.startswith("twin: error: ")
+    assert str(out) in result.stderr
+    assert blocker.read_text() == "keep me\n"
 
 
 # --------------------------------------------------------------------------- twin verify

@@ -54,7 +54,9 @@ def types_of(events: list[Any]) -> list[str]:
 def payloads(events: list[Any], event_type: str) -> list[dict[str, Any]]:
     """Payloads of the given type as the JSON a consumer sees."""
     return [
-        sealed.to_builtins()["payload"] for sealed in events if sealed.event.event_type == event_type
+        sealed.to_builtins()["payload"]
+        for sealed in events
+        if sealed.event.event_type == event_type
     ]
 
 
@@ -96,7 +98,9 @@ def test_commands_need_an_existing_tenant(kind: str) -> None:
 def test_create_tenant_provisions_the_gl_accounts() -> None:
     """TenantCreated carries the GL accounts, which exist at zero in the tenant's currency."""
     bank = empty_tenant()
-    events = bank.accept(bank.cmd.create_tenant("CU_X", currency="NZD", time_zone="Pacific/Auckland"))
+    events = bank.accept(
+        bank.cmd.create_tenant("CU_X", currency="NZD", time_zone="Pacific/Auckland")
+    )
     assert types_of(events) == ["TenantCreated"]
     assert events[0].event.seq == 1
     payload = payloads(events, "TenantCreated")[0]
@@ -593,7 +597,10 @@ def test_loan_balance_cannot_be_overpaid() -> None:
     saver = bank.accounts[0]
     bank.accept(bank.cmd.post([(loan, "CREDIT", 100_000), (saver, "DEBIT", 100_000)]))
     assert bank.balances()[loan] == -100_000
-    bank.refuse(bank.cmd.post([(loan, "DEBIT", 100_001), (saver, "CREDIT", 100_001)]), "ABOVE_MAXIMUM_BALANCE")
+    bank.refuse(
+        bank.cmd.post([(loan, "DEBIT", 100_001), (saver, "CREDIT", 100_001)]),
+        "ABOVE_MAXIMUM_BALANCE",
+    )
     bank.accept(bank.cmd.post([(loan, "DEBIT", 100_000), (saver, "CREDIT", 100_000)]))
     assert bank.balances()[loan] == 0
 
@@ -611,9 +618,9 @@ def test_an_account_twice_in_one_entry_is_judged_on_its_net_change() -> None:
     legs = [(account, "DEBIT", 300), (account, "CREDIT", 301), ("GL_FEE_INCOME", "DEBIT", 1)]
     bank.refuse(bank.cmd.post(legs), "OVERDRAFT_LIMIT")
     wash = bank.accept(bank.cmd.post([(account, "CREDIT", 700), (account, "DEBIT", 700)]))
-    assert [(u["deltaCents"], u["balanceCents"]) for u in payloads(wash, "AccountBalanceUpdated")] == [
-        (0, 0)
-    ]
+    assert [
+        (u["deltaCents"], u["balanceCents"]) for u in payloads(wash, "AccountBalanceUpdated")
+    ] == [(0, 0)]
 
 
 def test_refused_entry_in_a_batch_leaves_its_neighbours_alone() -> None:
@@ -684,7 +691,9 @@ def test_balances_are_debits_minus_credits() -> None:
     """A salary DEBITs the member (balance up), a card spend CREDITs it (balance down)."""
     bank = new_bank(customers=1, deposit=0)
     account = bank.accounts[0]
-    bank.accept(bank.cmd.post([(account, "DEBIT", 250_000), ("GL_SALARY_CLEARING", "CREDIT", 250_000)]))
+    bank.accept(
+        bank.cmd.post([(account, "DEBIT", 250_000), ("GL_SALARY_CLEARING", "CREDIT", 250_000)])
+    )
     bank.accept(bank.cmd.post([(account, "CREDIT", 7_525), ("GL_CARD_CLEARING", "DEBIT", 7_525)]))
     balances = bank.balances()
     assert balances[account] == 250_000 - 7_525
@@ -787,7 +796,9 @@ def test_evolve_refuses_an_unknown_event_type() -> None:
     bank = new_bank(customers=0)
     state = copy.deepcopy(bank.platform.tenant(bank.tenant_id))
     assert state is not None
-    stranger = Event("e", "AccountTeleported", "cu-a", "x", {}, TIMESTAMP, "c", state.seq + 1, state.head)
+    stranger = Event(
+        "e", "AccountTeleported", "cu-a", "x", {}, TIMESTAMP, "c", state.seq + 1, state.head
+    )
     with pytest.raises(ValueError, match="AccountTeleported"):
         evolve(state, stranger, "0" * 64)
 

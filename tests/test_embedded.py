@@ -156,7 +156,7 @@ def test_replay_with_a_different_body_still_returns_the_first_result() -> None:
 
 
 def test_replay_of_a_rejection_returns_the_rejection() -> None:
-    """A refused command replayed with its key is refused the same way, even if it would now pass."""
+    """A refusal replayed with its key is refused the same way, even if it would now pass."""
     sink = RecordingSink()
     a, _b = two_banks(sink)
     spend = [(a.accounts[0], "CREDIT", 15_000), ("GL_CARD_CLEARING", "DEBIT", 15_000)]

@@ -343,7 +343,7 @@ def test_swapped_events_are_found_at_both_seqs(traded: Bank) -> None:
     assert "prevHash does not match the previous hash" in {
         p.problem for p in found if p.seq == k + 2
     }
-    assert all("hash does not match the event's content" != p.problem for p in found)
+    assert all(p.problem != "hash does not match the event's content" for p in found)
 
 
 def test_duplicated_event_is_found(traded: Bank) -> None:

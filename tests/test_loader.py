@@ -58,7 +58,7 @@ def test_demo_loads_with_its_four_archetypes() -> None:
     demo = load_scenario(SCENARIOS / "demo.yaml")
     assert demo.name == "demo"
     assert (demo.start.isoformat(), demo.years, demo.duration_days) == ("2025-07-01", 1, 365)
-    assert (demo.seed, demo.scale) == (42, 0.04)
+    assert (demo.seed, demo.scale) == (42, 0.02)
     summary = [(t.id, t.code, t.state, t.members, t.annual_growth) for t in demo.tenants]
     assert summary == [
         ("cu-small", "CU_SMALL", "NSW", 5000, 0.01),
@@ -66,7 +66,7 @@ def test_demo_loads_with_its_four_archetypes() -> None:
         ("cu-large", "CU_LARGE", "QLD", 75000, 0.02),
         ("cu-digital", "CU_DIGITAL", "NSW", 10000, 0.12),
     ]
-    assert demo.members_at_scale("cu-large") == 3000
+    assert demo.members_at_scale("cu-large") == 1500
 
 
 def test_demo_spells_out_the_defaults() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 from collections import Counter
+from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -50,6 +51,7 @@ class Onboarded:
         self.target.subscribe(self.tap)
         setup_tenant(self.world, 0.0)
         self.onboarding = Onboarding(self.world)
+        self.joined: list[int] = []
 
     def tap(self, tenant: str, events: list[SealedEvent]) -> None:
         """What the twin does with the stream: record assigned ids of awaited commands."""
@@ -79,11 +81,11 @@ class Onboarded:
 
 
 @pytest.fixture(scope="module")
-def cohorts(small_yaml: str) -> Onboarded:
+def cohorts(small_yaml: str) -> Iterator[Onboarded]:
     """150 members joining on day one, then 60 on day 40, 30 on day 200."""
     bank = Onboarded(parse_scenario(small_yaml))
     start = bank.world.scenario.start
-    bank.joined = [  # type: ignore[attr-defined]
+    bank.joined = [
         bank.join(start, 150),
         bank.join(start + timedelta(days=40), 60),
         bank.join(start + timedelta(days=200), 30),

@@ -8,6 +8,7 @@ purchase CREDITs it (it shrinks).
 from __future__ import annotations
 
 import csv
+import json
 from collections import Counter
 from datetime import date, datetime
 from pathlib import Path
@@ -137,6 +138,27 @@ def test_other_flows_post_to_their_clearing_account(
     assert found > 0
 
 
+def test_savings_sweeps_move_money_between_a_members_own_accounts(small_events) -> None:
+    """A savings sweep: CREDIT the member's everyday account, DEBIT their own savings account."""
+    found = 0
+    for events in small_events.values():
+        opened = {
+            e["payload"]["accountId"]: (e["payload"]["customerId"], e["payload"]["productCode"])
+            for e in events
+            if e["eventType"] == "AccountOpened"
+        }
+        for sweep in entries(events, "INTERNAL"):
+            found += 1
+            legs = legs_by_direction(sweep)
+            (everyday, amount), (saver, debited) = legs["CREDIT"][0], legs["DEBIT"][0]
+            assert amount == debited > 0
+            assert opened[everyday][1] == "EVERYDAY"
+            assert opened[saver][1] == "SAVER"
+            assert opened[everyday][0] == opened[saver][0]
+            assert sweep["payload"]["narrative"] == "Transfer to savings"
+    assert found > 0
+
+
 def test_every_entry_is_balanced_and_booked_on_its_day(small_events) -> None:
     """Two legs, debits equal credits, booking and value date the local date it happened."""
     for events in small_events.values():
@@ -258,7 +280,27 @@ def test_card_spend_matches_its_analytic_mean(small_run, stress_run) -> None:
         items = [
             item
             for item in run.summary["expectations"]
-            if item["name"] == "mean card spend per member-day (cents)"
+            if item["name"] == "mean card spend attempted per member-day (cents)"
         ]
         assert len(items) == 2
         assert all(item["passed"] and item["expected"] > 0 for item in items), items
+
+
+def test_a_run_across_the_daylight_saving_change(run_scenario, small_scenario, tmp_path) -> None:
+    """Over Sydney's 23-hour day (5 Oct 2025): the run passes, every day has its KPI row,
+    entries are booked on their local date and offsets switch from +10:00 to +11:00."""
+    scenario = small_scenario.model_copy(update={"start": date(2025, 10, 4)}).with_overrides(days=2)
+    run = run_scenario(scenario, tmp_path / "run", 7)
+    assert run.outcome.passed
+    days = sorted({row["date"] for row in csv_rows(run.dir / "kpis.csv")})
+    assert days == ["2025-10-04", "2025-10-05"]
+    with EventLogReader(run.dir / "events.sqlite") as reader:
+        stored = [json.loads(e.canonical) for e in reader.events("cu-a")]
+    posted = [e for e in stored if e["eventType"] == "EntryPosted"]
+    assert {e["payload"]["bookingDate"] for e in posted} == {"2025-10-04", "2025-10-05"}
+    assert all(e["payload"]["bookingDate"] == e["occurredAt"][:10] for e in posted)
+    offsets = [e["occurredAt"][19:] for e in stored]
+    assert offsets[0] == "+10:00"
+    assert offsets[-1] == "+11:00"
+    moments = [datetime.fromisoformat(e["occurredAt"]) for e in stored]
+    assert moments == sorted(moments)

@@ -235,6 +235,17 @@ def test_cli_replay_bad_input_exits_2(small_run, options, message) -> None:
     assert message in result.stderr
 
 
+def test_cli_replay_csv_into_a_missing_folder_exits_2(small_run, tmp_path) -> None:
+    """--csv naming a file in a folder that does not exist: exit 2 naming it, no traceback."""
+    target = tmp_path / "no-such-folder" / "balances.csv"
+    result = runner.invoke(
+        app, ["replay-events", str(small_run.dir), "--tenant-id", "cu-a", "--csv", str(target)]
+    )
+    assert result.exit_code == 2, repr(result.exception)
+    assert result.stderr.startswith("twin: error: ")
+    assert str(target) in result.stderr
+
+
 def test_cli_replay_of_a_missing_run_exits_2(tmp_path) -> None:
     """A run folder that does not exist: exit 2 naming it."""
     missing = tmp_path / "gone"

@@ -165,6 +165,19 @@ def test_fingerprint_is_the_stored_chain_head(small_run) -> None:
         assert small_run.summary["tenants"][tenant]["head_seq"] == len(log[tenant])
 
 
+def test_summary_tenants_agree_with_the_read_model(small_run) -> None:
+    """Per-tenant members, accounts and deposits in summary.json are the platform's."""
+    accounts = table(small_run.dir, "read_model_accounts")
+    customers = table(small_run.dir, "read_model_customers")
+    for tenant in TENANTS:
+        data = small_run.summary["tenants"][tenant]
+        mine = [row for row in accounts if row[0] == tenant]
+        assert data["members"] == sum(1 for row in customers if row[0] == tenant)
+        assert data["accounts"] == len(mine)
+        assert data["deposits_cents"] == sum(row[3] for row in mine)
+        assert data["entries"] * 2 == data["postings"]
+
+
 def test_manifest_names_scenario_hash_seed_and_versions(small_run, small_scenario) -> None:
     """manifest.json: the resolved scenario, its hash, the seed and package versions."""
     manifest = json.loads((small_run.dir / "manifest.json").read_text())
@@ -329,7 +342,7 @@ def test_a_corrupted_balance_fails_the_run(short_scenario, run_scenario, tmp_pat
     shadow = [
         item
         for item in summary["expectations"]
-        if item["tenant"] == "cu-b" and item["name"].startswith("shadow book")
+        if item["tenant"] == "cu-b" and item["name"].startswith("shadow book equals read model")
     ]
     assert [item["passed"] for item in shadow] == [False]
     assert shadow[0]["actual"] - shadow[0]["expected"] == 1

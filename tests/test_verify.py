@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import zlib
 from collections.abc import Callable, Sequence
 from datetime import date
 from decimal import Decimal
@@ -48,7 +47,7 @@ from turingcore.contract import (
     PostEntry,
     UpsertProduct,
 )
-from turingcore.eventlog import EventLogWriter
+from turingcore.eventlog import EventLogWriter, compress_segment, decompress_segment
 from turingcore.events import GENESIS_HASH, Event, SealedEvent, canonical_bytes, chain_hash
 
 TENANTS = (("cu-a", "CU_A"), ("cu-b", "CU_B"))
@@ -217,8 +216,8 @@ def rewrite_lines(
     """Decompress the segment holding `seq`, edit its event lines, recompress, update the row."""
     for rowid, first, last, _count, data in segments(run, tenant):
         if first <= seq <= last:
-            lines = zlib.decompress(data).split(b"\n")[:-1]
-            blob = zlib.compress(b"".join(line + b"\n" for line in edit(lines, seq - first)))
+            lines = decompress_segment(data).split(b"\n")[:-1]
+            blob = compress_segment(b"".join(line + b"\n" for line in edit(lines, seq - first)))
             with sqlite3.connect(run / EVENTS_FILE) as db:
                 db.execute("UPDATE segments SET data = ? WHERE rowid = ?", (blob, rowid))
             return
@@ -228,7 +227,7 @@ def rewrite_lines(
 def entry_seq(run: Path, tenant: str, after: int) -> int:
     """The seq of the first EntryPosted at or after `after` (a line with amounts)."""
     for _rowid, first, _last, _count, data in segments(run, tenant):
-        for offset, line in enumerate(zlib.decompress(data).split(b"\n")[:-1]):
+        for offset, line in enumerate(decompress_segment(data).split(b"\n")[:-1]):
             if first + offset >= after and b'"eventType":"EntryPosted"' in line:
                 return first + offset
     raise AssertionError("no EntryPosted found")

@@ -58,9 +58,9 @@ class CreateTenant(_Wire):
 
 
 class Interest(_Wire):
-    rate: Annotated[Decimal, Meta(ge=0)] | None = None
-    base_rate: Annotated[Decimal, Meta(ge=0)] | None = None
-    bonus_rate: Annotated[Decimal, Meta(ge=0)] | None = None
+    rate: Decimal | None = None
+    base_rate: Decimal | None = None
+    bonus_rate: Decimal | None = None
     bonus_conditions: list[str] | None = None
     calculation_method: str | None = None
     payment_frequency: str | None = None
@@ -79,7 +79,7 @@ class Constraints(_Wire):
 
 class CreditCriteria(_Wire):
     min_income: Cents | None = None
-    max_dti_ratio: Annotated[Decimal, Meta(ge=0)] | None = None
+    max_dti_ratio: Decimal | None = None
     min_credit_score: Annotated[int, Meta(ge=0, le=1200)] | None = None
 
 
@@ -212,8 +212,8 @@ class CommandResult(Struct, frozen=True, gc=False):
                 "correlationId": self.correlation_id,
                 "acceptedAt": self.accepted_at,
             }
-        if self.error == "BAD_REQUEST":
-            return {"error": "BAD_REQUEST", "message": self.message, "details": {"rule": self.rule}}
+        if self.error in ("BAD_REQUEST", "FORBIDDEN"):
+            return {"error": self.error, "message": self.message, "details": {"rule": self.rule}}
         return {
             "commandId": self.command_id,
             "error": "INVARIANT_VIOLATION",
@@ -283,8 +283,9 @@ class WireError(ValueError):
         self.reason = message
 
 
-def _reject_constant(name: str) -> Any:
-    raise WireError("", f"{name} is not a number the contract accepts")
+def _nonfinite(name: str) -> Decimal:
+    """NaN / Infinity literals become non-finite Decimals, refused by the field's check."""
+    return Decimal(name)
 
 
 def _check_timestamp(text: str) -> None:
@@ -306,7 +307,7 @@ def decode_envelope(data: bytes | str) -> Envelope:
         WireError: naming the field, for anything a client can get wrong.
     """
     try:
-        raw = json.loads(data, parse_float=Decimal, parse_constant=_reject_constant)
+        raw = json.loads(data, parse_float=Decimal, parse_constant=_nonfinite)
     except WireError:
         raise
     except (ValueError, RecursionError) as exc:

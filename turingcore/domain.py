@@ -69,7 +69,7 @@ RULES: dict[str, str] = {
     "UNSUPPORTED_CURRENCY": "baseCurrency must be one the platform supports",
     "INVALID_TIME_ZONE": "timeZone must be a valid IANA zone",
     "INVALID_REGION": "region must be an ISO 3166-1 alpha-2 code",
-    "NEGATIVE_RATE": "interest rates are >= 0",
+    "NEGATIVE_RATE": "interest rates (and ratios) are finite and >= 0",
     "MIN_NOT_BELOW_MAX": "a product's minimum must be below its maximum",
     "PRODUCT_TYPE_CHANGED": "an upsert cannot change a product's type",
     "EMAIL_TAKEN": "email is unique in the tenant",
@@ -254,6 +254,13 @@ def _decide_upsert_product(tenant: TenantState, command: UpsertProduct) -> list[
         value = getattr(interest, name)
         if value is not None and (not value.is_finite() or value < 0):
             return Rejected("NEGATIVE_RATE", f"interest.{name} must be >= 0, got {value}")
+    criteria = command.credit_criteria
+    if criteria is not None and criteria.max_dti_ratio is not None:
+        ratio = criteria.max_dti_ratio
+        if not ratio.is_finite() or ratio < 0:
+            return Rejected(
+                "NEGATIVE_RATE", f"creditCriteria.maxDtiRatio must be >= 0, got {ratio}"
+            )
     limits = command.constraints
     if limits is not None:
         pairs = (

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
+from datetime import date, timedelta
 from typing import Any, Protocol
 
 from turingcore.contract import CommandResult, Envelope
@@ -50,16 +51,36 @@ class EventSink(Protocol):
 
 
 class IdempotencyKeys:
-    """(idempotencyKey -> first result) for one tenant, bucketed by command day."""
+    """(idempotencyKey -> first result) for one tenant, kept `days` days of command time.
 
-    __slots__ = ("days", "buckets")
+    Keys live in one bucket per command day. A key is honoured while its day
+    is within `days` calendar days of the command asking (quiet days count);
+    older buckets are dropped when a newer day's key is stored.
+    """
+
+    __slots__ = ("days", "buckets", "_day", "_cutoff")
 
     def __init__(self, days: int) -> None:
         self.days = days
         self.buckets: list[tuple[str, dict[str, CommandResult]]] = []
+        self._day = ""
+        self._cutoff = ""
 
-    def get(self, key: str) -> CommandResult | None:
-        for _day, bucket in reversed(self.buckets):
+    def _cutoff_for(self, day: str) -> str:
+        if day != self._day:
+            try:
+                cutoff = date.fromisoformat(day) - timedelta(days=self.days)
+            except ValueError:
+                return ""
+            self._day, self._cutoff = day, cutoff.isoformat()
+        return self._cutoff
+
+    def get(self, key: str, day: str) -> CommandResult | None:
+        """The first result for `key`, if it was stored within the window of `day`."""
+        cutoff = self._cutoff_for(day)
+        for bucket_day, bucket in reversed(self.buckets):
+            if bucket_day < cutoff:
+                return None
             found = bucket.get(key)
             if found is not None:
                 return found
@@ -69,7 +90,8 @@ class IdempotencyKeys:
         buckets = self.buckets
         if not buckets or buckets[-1][0] < day:
             buckets.append((day, {}))
-            while len(buckets) > self.days + 1:
+            cutoff = self._cutoff_for(day)
+            while buckets and buckets[0][0] < cutoff:
                 buckets.pop(0)
         buckets[-1][1][key] = result
 
@@ -112,12 +134,6 @@ class EmbeddedPlatform:
         results: list[CommandResult] = []
         append_sealed = sealed.append
         for envelope in commands:
-            key = envelope.idempotency_key
-            if key is not None:
-                first = keys.get(key)
-                if first is not None:
-                    results.append(first)
-                    continue
             if envelope.tenant_id != tenant_id:
                 results.append(
                     CommandResult(
@@ -131,6 +147,12 @@ class EmbeddedPlatform:
                     )
                 )
                 continue
+            key = envelope.idempotency_key
+            if key is not None:
+                first = keys.get(key, envelope.timestamp[:10])
+                if first is not None:
+                    results.append(first)
+                    continue
             decision = decide(platform, tenant, envelope)
             if isinstance(decision, Rejected):
                 result = CommandResult(

@@ -53,11 +53,11 @@ def parse_cents(value: object, field: str = "amount", *, allow_zero: bool = True
         raise MoneyError(field, f"must be a decimal number, got {type(value).__name__}")
     if not amount.is_finite():
         raise MoneyError(field, f"{value} is not a finite number")
+    if amount.adjusted() > 15:
+        raise MoneyError(field, f"{value} is larger than the platform accepts")
     exponent = amount.as_tuple().exponent
     if isinstance(exponent, int) and exponent < -2 and amount != amount.quantize(Decimal("0.01")):
         raise MoneyError(field, f"{value} has more than two decimal places")
-    if amount.adjusted() > 15:
-        raise MoneyError(field, f"{value} is larger than the platform accepts")
     cents = int(amount.scaleb(2))
     if cents < 0:
         raise MoneyError(field, f"{value} is negative")
