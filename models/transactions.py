@@ -209,16 +209,23 @@ def mean_spend_scale(behaviour: Behaviour) -> float:
     With income lognormal, `income / median = exp(sigma * Z)`, so the mean is
     `lo * P(X < lo) + E[X; lo <= X <= hi] + hi * P(X > hi)`; it is above 1
     (about 1.16 at the default sigma) because the mean of a lognormal exceeds
-    its median. Pass it to `expected_amount_per_member_day` for an expectation
+    its median. Members without a wage spend a fraction of it (see
+    `IncomeParams.not_employed_spend_factor`). Pass it to
+    `expected_amount_per_member_day` for an expectation
     before any member exists; pass the observed mean for one conditional on them.
     """
     s = behaviour.income.sigma
     a = math.log(SPEND_SCALE_MIN) / s
     b = math.log(SPEND_SCALE_MAX) / s
     inside = math.exp(s * s / 2.0) * (_std_normal_cdf(b - s) - _std_normal_cdf(a - s))
-    return (
+    clipped = (
         SPEND_SCALE_MIN * _std_normal_cdf(a) + inside + SPEND_SCALE_MAX * (1.0 - _std_normal_cdf(b))
     )
+    # Employment is drawn independently of income; members without a wage
+    # spend `not_employed_spend_factor` of their scale.
+    income = behaviour.income
+    employed = income.employed_share
+    return clipped * (employed + (1.0 - employed) * income.not_employed_spend_factor)
 
 
 class MemberArrays:
@@ -354,8 +361,10 @@ class MemberArrays:
         savings = rng.random(count) < behaviour.opening.savings_share
         self._income_cents[start:stop] = income
         self._employed[start:stop] = employed
-        self._spend_scale[start:stop] = np.clip(
-            income / float(median), SPEND_SCALE_MIN, SPEND_SCALE_MAX
+        scale = np.clip(income / float(median), SPEND_SCALE_MIN, SPEND_SCALE_MAX)
+        # Members without a wage live on much less (benefits, pensions, family).
+        self._spend_scale[start:stop] = np.where(
+            employed, scale, scale * behaviour.income.not_employed_spend_factor
         )
         self._pay_phase[start:stop] = phase
         self._has_savings[start:stop] = savings

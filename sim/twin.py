@@ -38,6 +38,8 @@ from models.world import TenantWorld
 from scenarios.schema import Scenario
 from sim.bus import CommandBus
 from sim.clock import VirtualClock
+from sim.gcpolicy import checkpoint as gc_checkpoint
+from sim.gcpolicy import long_run_gc
 from sim.rng import RandomStreams
 from sim.shadow import shadow_view
 from sim.target import EmbeddedTarget, Target, read_model_balances
@@ -95,6 +97,10 @@ class Twin:
 
     def run(self) -> RunOutcome:
         out = _prepare_folder(self.options.out_dir, self.options.force)
+        with long_run_gc():
+            return self._run(out)
+
+    def _run(self, out: Path) -> RunOutcome:
         scenario, seed = self.scenario, self.seed
         wall_start = time.perf_counter()
         streams = RandomStreams(seed)
@@ -119,6 +125,7 @@ class Twin:
         for tenant, world in self.worlds.items():
             env.process(daily_payments(env, world))
             env.process(member_growth(env, world, onboardings[tenant]))
+        gc_checkpoint()
         progress = _Progress(scenario, self.options.progress, self.worlds)
         env.process(self._day_close(env, clock, target, suite, kpis, progress))
         end_time = clock.day_start(scenario.end)
@@ -244,6 +251,7 @@ class Twin:
                 kpis.add_rejections(day, tenant, today.rejections)
                 self._close_counters(world)
             suite.probe_idempotency(target)
+            gc_checkpoint()
             progress.day_done(day)
             day += timedelta(days=1)
 

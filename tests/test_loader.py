@@ -148,7 +148,7 @@ def test_resolved_yaml_writes_every_default_and_exact_decimals() -> None:
     assert "&id" not in text
     again = parse_scenario(text)
     assert again == scenario
-    assert again.behaviour.opening.savings_mean == Decimal("9500")
+    assert again.behaviour.opening.savings_mean == Decimal("24000")
 
 
 def test_resolved_yaml_round_trips_days_and_quoting() -> None:

@@ -91,7 +91,8 @@ def test_member_arrays_dtypes_and_ranges() -> None:
     assert members.has_savings.dtype == np.bool_
     assert members.active.dtype == np.bool_
     assert members.income_cents.min() >= 1
-    assert members.spend_scale.min() >= SPEND_SCALE_MIN
+    factor = behaviour.income.not_employed_spend_factor
+    assert members.spend_scale.min() >= SPEND_SCALE_MIN * factor
     assert members.spend_scale.max() <= SPEND_SCALE_MAX
     assert members.pay_phase.min() >= 0
     assert members.pay_phase.max() < behaviour.salary.period_days
@@ -99,6 +100,7 @@ def test_member_arrays_dtypes_and_ranges() -> None:
     assert members.active.all()
     median = 6_700_000.0
     expected_scale = np.clip(members.income_cents / median, SPEND_SCALE_MIN, SPEND_SCALE_MAX)
+    expected_scale = np.where(members.employed, expected_scale, expected_scale * factor)
     assert np.allclose(members.spend_scale, expected_scale)
 
 
@@ -166,11 +168,12 @@ def test_member_attribute_shares_in_ci() -> None:
     phi = stats.norm.cdf
     la, lb = math.log(SPEND_SCALE_MIN) / s, math.log(SPEND_SCALE_MAX) / s
     m1 = mean_spend_scale(behaviour)
+    employed, factor = behaviour.income.employed_share, behaviour.income.not_employed_spend_factor
     m2 = (
         SPEND_SCALE_MIN**2 * phi(la)
         + math.exp(2 * s * s) * (phi(lb - 2 * s) - phi(la - 2 * s))
         + SPEND_SCALE_MAX**2 * phi(-lb)
-    )
+    ) * (employed + (1 - employed) * factor**2)
     for seed in SEEDS:
         members = make_members(seed, n, behaviour)
         for share, flags in (
@@ -185,17 +188,23 @@ def test_member_attribute_shares_in_ci() -> None:
 
 
 def test_mean_spend_scale_is_the_clipped_lognormal_mean() -> None:
-    """The analytic mean spend scale agrees with numerical integration."""
+    """The analytic mean spend scale agrees with numerical integration.
+
+    Employment is independent of income, and members without a wage spend
+    `not_employed_spend_factor` of their clipped scale.
+    """
     behaviour = Behaviour()
     s = behaviour.income.sigma
+    employed, factor = behaviour.income.employed_share, behaviour.income.not_employed_spend_factor
     value, _ = integrate.quad(
         lambda x: np.clip(math.exp(s * x), SPEND_SCALE_MIN, SPEND_SCALE_MAX) * stats.norm.pdf(x),
         -12,
         12,
         points=[math.log(SPEND_SCALE_MIN) / s, math.log(SPEND_SCALE_MAX) / s],
     )
+    value *= employed + (1 - employed) * factor
     assert mean_spend_scale(behaviour) == pytest.approx(value, rel=1e-9)
-    assert 1.1 < mean_spend_scale(behaviour) < 1.2
+    assert 1.0 < mean_spend_scale(behaviour) < 1.2
 
 
 def test_net_pay_cents_formula() -> None:
@@ -277,7 +286,7 @@ def test_draw_day_seeded_pin() -> None:
     draws = draw_day(
         np.random.default_rng(2024), Behaviour(), make_members(1, 1_000), MONDAY, 0, FakeCalendar()
     )
-    assert (len(draws), int(draws.amount_cents.sum())) == (1486, 29_878_102)
+    assert (len(draws), int(draws.amount_cents.sum())) == (1486, 35_646_472)
 
 
 def test_draw_day_without_members_is_empty() -> None:
