@@ -11,6 +11,10 @@ postings/s (a posting is one leg) and ledger events/s.
 from __future__ import annotations
 
 import argparse
+import json
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from datetime import date
@@ -98,7 +102,8 @@ def entries(accounts: list[str], count: int, seed: int = 1) -> list[Envelope]:
     return out
 
 
-def measure(label: str, log: Path | None, members: int, count: int, batch: int) -> None:
+def measure(log: Path | None, members: int, count: int, batch: int) -> dict[str, float]:
+    """One measurement in this process: rates over the submit loop only."""
     writer = EventLogWriter(log) if log is not None else None
     platform = EmbeddedPlatform(writer)
     accounts = build(platform, members)
@@ -110,10 +115,7 @@ def measure(label: str, log: Path | None, members: int, count: int, batch: int) 
     platform.close()
     elapsed = time.perf_counter() - started
     events = platform.tenants["bench"].seq - seq_before
-    print(
-        f"{label:<22} {count / elapsed:>10,.0f} entries/s {2 * count / elapsed:>10,.0f} postings/s "
-        f"{events / elapsed:>10,.0f} events/s  ({count:,} entries in {elapsed:.2f} s)"
-    )
+    return {"entries": count / elapsed, "events": events / elapsed, "seconds": elapsed}
 
 
 def main() -> None:
@@ -121,15 +123,41 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=600_000)
     parser.add_argument("--members", type=int, default=20_000)
     parser.add_argument("--batch", type=int, default=2_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--one", choices=["none", "sqlite"], help=argparse.SUPPRESS)
     args = parser.parse_args()
-    measure("no event log", None, args.members, args.entries, args.batch)
-    with tempfile.TemporaryDirectory() as folder:
-        measure(
-            "SQLite event log",
-            Path(folder) / "events.sqlite",
-            args.members,
-            args.entries,
-            args.batch,
+    if args.one is not None:
+        with tempfile.TemporaryDirectory() as folder:
+            log = Path(folder) / "events.sqlite" if args.one == "sqlite" else None
+            print(json.dumps(measure(log, args.members, args.entries, args.batch)))
+        return
+    print(f"{args.entries:,} two-leg entries, batches of {args.batch:,}, median of {args.repeat}")
+    for mode, label in (("none", "no event log"), ("sqlite", "SQLite event log")):
+        runs = []
+        for _ in range(args.repeat):
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--one",
+                    mode,
+                    "--entries",
+                    str(args.entries),
+                    "--members",
+                    str(args.members),
+                    "--batch",
+                    str(args.batch),
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            runs.append(json.loads(out.stdout))
+        entries_rate = statistics.median(r["entries"] for r in runs)
+        events_rate = statistics.median(r["events"] for r in runs)
+        print(
+            f"{label:<18} {entries_rate:>10,.0f} entries/s {2 * entries_rate:>10,.0f} postings/s "
+            f"{events_rate:>10,.0f} events/s"
         )
 
 

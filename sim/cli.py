@@ -42,6 +42,10 @@ def _fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
+def _plural(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
 def _load(path: Path):  # noqa: ANN202 - Scenario, imported lazily to keep --help fast
     from scenarios.loader import ScenarioError, load_scenario
 
@@ -115,7 +119,7 @@ def run(
             f"expected {item['expected']}, actual {item['actual']}"
         )
     typer.echo(
-        f"  {summary['scenario']['days']} days in {timings['wall_s']:.1f} s; "
+        f"  {_plural(summary['scenario']['days'], 'simulated day')} in {timings['wall_s']:.1f} s; "
         f"{timings['postings_per_s'] or 0:,.0f} postings/s, "
         f"{timings['events_per_s'] or 0:,.0f} events/s"
     )

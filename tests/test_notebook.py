@@ -56,11 +56,14 @@ def fake_run(folder: Path, *, passed: bool = True) -> Path:
 
 
 def kernel_name() -> str:
-    """The python3 kernel spec, which ipykernel installs into the virtualenv."""
+    """The python3 kernel spec, which ipykernel (a test dependency) installs.
+
+    A missing kernel is a broken install, so it fails rather than skips.
+    """
     try:
         KernelSpecManager().get_kernel_spec("python3")
     except NoSuchKernel:  # pragma: no cover - depends on the environment
-        pytest.skip("no python3 Jupyter kernel spec installed (pip install ipykernel)")
+        pytest.fail("no python3 Jupyter kernel spec: install the test extras ('.[test]')")
     return "python3"
 
 

@@ -178,6 +178,7 @@ class EventLogWriter:
         self._raise_if_failed()
         connection = self._connection
         connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        connection.execute("PRAGMA journal_mode=DELETE")  # the run folder keeps one file
         connection.close()
 
     # ------------------------------------------------------------------ snapshots
