@@ -16,6 +16,7 @@ from faker import Faker
 
 from models.distributions import LogNormalAmount
 from models.identity import AustralianBankingProvider, IdentityFactory, damm_check_digit
+from models.lifecycle import churn
 from models.products import EVERYDAY, SAVER, skeleton_products
 from models.world import TenantWorld
 from turingcore.contract import (
@@ -214,13 +215,15 @@ def onboard(world: TenantWorld, onboarding: Onboarding, t: float, count: int) ->
 def member_growth(
     env: Any, world: TenantWorld, onboarding: Onboarding
 ) -> Generator[Any, Any, None]:
-    """Net membership change each day at the tenant's annual growth rate.
+    """Members join and leave each day; the net rate is the tenant's annual growth.
 
-    Positive growth: Poisson(active x rate / 365.25) new members join. Negative
-    growth: as many active members, chosen at random, leave: they stop
-    transacting (the contract has no account closure; their balances stay).
+    Leaving is a hazard (`lifecycle.churn_annual`); joining is Poisson at the
+    growth rate plus the churn rate, so membership grows by `annual_growth` a
+    year on average. If growth is more negative than churn, extra members
+    leave. Leavers stop transacting (the contract has no account closure).
     """
     growth = world.spec.annual_growth
+    behaviour = world.behaviour
     rng = world.rng("growth")
     clock = world.clock
     day = clock.date_at(env.now)
@@ -228,10 +231,12 @@ def member_growth(
         join_at = clock.day_start(day) + JOIN_HOUR * 3600
         if join_at > env.now:
             yield env.timeout(join_at - env.now)
-        expected = world.active_members() * abs(growth) / 365.25
-        if growth > 0:
+        world.totals.members_left += churn(world.members, behaviour, rng)
+        gross = growth + behaviour.lifecycle.churn_annual
+        expected = world.active_members() * abs(gross) / 365.25
+        if gross > 0:
             onboard(world, onboarding, env.now, int(rng.poisson(expected)))
-        elif growth < 0:
+        elif gross < 0:
             leave(world, rng, int(rng.poisson(expected)))
         day = clock.date_at(clock.day_start(day) + clock.day_length(day) + 1)
 

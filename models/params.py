@@ -65,6 +65,21 @@ class OpeningParams(Params):
     savings_share: float = Field(default=0.72, ge=0, le=1)
 
 
+class LifecycleParams(Params):
+    """How membership and employment change over time.
+
+    Members who had a wage when they joined form the tenant's labour force;
+    each month enough of them lose or find jobs that their unemployment rate
+    tracks the economy's (`models.macro`), with a job-finding rate from ABS
+    gross flows. Job loss stops salary and cuts spending; wages grow with
+    inflation plus a real margin.
+    """
+
+    churn_annual: float = Field(default=0.06, ge=0, le=1, description="members leaving a year")
+    job_finding_monthly: float = Field(default=0.25, gt=0, le=1)
+    real_wage_growth: float = Field(default=0.5, ge=-5, le=10, description="% a year over CPI")
+
+
 def _default_weekday() -> tuple[float, ...]:
     return (0.97, 0.98, 1.0, 1.04, 1.18, 1.12, 0.71)
 
@@ -85,6 +100,7 @@ class Behaviour(Params):
     """
 
     income: IncomeParams = IncomeParams()
+    lifecycle: LifecycleParams = LifecycleParams()
     salary: SalaryParams = SalaryParams()
     opening: OpeningParams = OpeningParams()
     card_spend: FlowParams = FlowParams(rate_per_day=1.15, mean_amount=Decimal("41.00"), cv=1.4)
@@ -121,6 +137,11 @@ SOURCES: dict[str, str] = {
     "income.employed_share": "ABS Labour Force: unemployment ~4%, plus non-wage members; assumed",
     "income.not_employed_spend_factor": "assumed: JobSeeker / Age Pension are ~40% of median "
     "take-home pay (Services Australia rates 2025)",
+    "lifecycle.churn_annual": "assumed: ~6% of members leave a year (COBA member surveys; "
+    "industry attrition 5-8%)",
+    "lifecycle.job_finding_monthly": "ABS Labour Force gross flows: ~25% of the unemployed "
+    "find work each month",
+    "lifecycle.real_wage_growth": "ABS Wage Price Index vs CPI, long-run average ~0.5 pt",
     "salary.period_days": "ABS: fortnightly pay is the most common AU pay cycle",
     "opening.transaction_mean": "assumed",
     "opening.savings_mean": "APRA monthly ADI statistics: mutual ADIs' household deposits per "

@@ -33,7 +33,7 @@ tenants:
   - {id: cu-grow, code: CU_GROW, display_name: Growing CU, archetype: digital, state: NSW,
      members: 40, annual_growth: 1.0}
   - {id: cu-flat, code: CU_FLAT, display_name: Flat CU, archetype: small, state: QLD,
-     members: 40, annual_growth: 0.0}
+     members: 40, annual_growth: 0.0, behaviour: {lifecycle: {churn_annual: 0.0}}}
 """
 
 
@@ -219,7 +219,7 @@ def test_growth_adds_members_over_the_days(growth_run) -> None:
 
 
 def test_no_growth_keeps_the_members(growth_run) -> None:
-    """With annual_growth 0 the member count stays where it started, every day."""
+    """With no growth and no churn the member count stays where it started, every day."""
     assert members_by_day(growth_run.dir, "cu-flat") == [40] * 60
 
 
