@@ -114,16 +114,28 @@ def grow_wages(members: MemberArrays, behaviour: Behaviour, inflation: float) ->
     incomes[:] = np.maximum(np.rint(incomes * (1.0 + monthly)), 1).astype(np.int64)
 
 
-def churn(members: MemberArrays, behaviour: Behaviour, rng: np.random.Generator) -> int:
-    """One day of members leaving at the annual churn hazard; returns how many left.
+def grow_prices(members: MemberArrays, inflation: float) -> None:
+    """One month of price growth: every member's spending scales with CPI.
 
-    Leavers stop transacting (the contract has no account closure; balances stay).
+    Args:
+        members: spend scales are multiplied by 1 + inflation / 12 per cent.
+        inflation: annual CPI inflation in per cent.
+    """
+    if members.n:
+        members.spend_scale[:] *= 1.0 + inflation / 100.0 / 12.0
+
+
+def churn(members: MemberArrays, behaviour: Behaviour, rng: np.random.Generator) -> np.ndarray:
+    """One day of members leaving at the annual churn hazard; returns who left.
+
+    Leavers stop transacting; the caller moves their money out (the contract
+    has no account closure, so their accounts stay open at zero).
     """
     rate = behaviour.lifecycle.churn_annual
     if rate <= 0:
-        return 0
+        return np.zeros(0, dtype=np.int64)
     active = np.flatnonzero(members.active)
     daily = -np.expm1(np.log1p(-rate) / 365.25)  # the daily hazard giving `rate` a year
     leaving = active[rng.random(len(active)) < daily]
     members.active[leaving] = False
-    return len(leaving)
+    return leaving

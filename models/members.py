@@ -27,6 +27,7 @@ from turingcore.contract import (
     Leg,
     OpenAccount,
     Person,
+    PostEntry,
     RiskProfile,
 )
 
@@ -231,18 +232,20 @@ def member_growth(
         join_at = clock.day_start(day) + JOIN_HOUR * 3600
         if join_at > env.now:
             yield env.timeout(join_at - env.now)
-        world.totals.members_left += churn(world.members, behaviour, rng)
+        leavers = churn(world.members, behaviour, rng)
+        world.totals.members_left += len(leavers)
+        withdraw_balances(world, leavers.tolist(), env.now)
         gross = growth + behaviour.lifecycle.churn_annual
         expected = world.active_members() * abs(gross) / 365.25
         if gross > 0:
             onboard(world, onboarding, env.now, int(rng.poisson(expected)))
         elif gross < 0:
-            leave(world, rng, int(rng.poisson(expected)))
+            leave(world, rng, int(rng.poisson(expected)), env.now)
         day = clock.date_at(clock.day_start(day) + clock.day_length(day) + 1)
 
 
-def leave(world: TenantWorld, rng: np.random.Generator, count: int) -> int:
-    """`count` active members, chosen uniformly, stop banking with the tenant."""
+def leave(world: TenantWorld, rng: np.random.Generator, count: int, t: float) -> int:
+    """`count` active members, chosen uniformly, leave at time `t`, taking their money."""
     active = np.flatnonzero(world.members.active)
     count = min(count, len(active))
     if count <= 0:
@@ -250,4 +253,52 @@ def leave(world: TenantWorld, rng: np.random.Generator, count: int) -> int:
     leaving = rng.choice(active, size=count, replace=False)
     world.members.active[leaving] = False
     world.totals.members_left += count
+    withdraw_balances(world, leaving.tolist(), t)
     return count
+
+
+#: Where a leaving member's money goes: another institution, over NPP.
+CLOSING_CLEARING = "GL_NPP_CLEARING"
+
+
+def withdraw_balances(world: TenantWorld, leavers: list[int], t: float) -> int:
+    """Leavers move every positive balance out to another institution (NPP).
+
+    Returns the number of transfers the platform accepted. The shadow book
+    follows the accepted ones only, like every other payment.
+    """
+    if not leavers:
+        return 0
+    timestamp = world.clock.iso_at(t)
+    day = world.clock.date_at(t)
+    moves = []
+    for index in leavers:
+        for account in (world.transaction_accounts[index], world.savings_accounts[index]):
+            if account is None:
+                continue
+            balance = world.shadow.balance(account)
+            if balance <= 0:
+                continue
+            envelope = world.ids.envelope(
+                "PostEntry",
+                timestamp,
+                PostEntry(
+                    day,
+                    day,
+                    world.scenario.currency,
+                    [Leg(account, "CREDIT", balance), Leg(CLOSING_CLEARING, "DEBIT", balance)],
+                    "Closing transfer to another institution",
+                    {"channel": "NPP", "category": "closure"},
+                    world.metadata,
+                ),
+            )
+            moves.append((envelope, account, balance))
+    if not moves:
+        return 0
+    results = world.bus.submit(world.tenant_id, [move[0] for move in moves])
+    accepted = 0
+    for (_envelope, account, balance), result in zip(moves, results, strict=True):
+        if result.accepted:
+            world.shadow.transfer(CLOSING_CLEARING, account, balance)
+            accepted += 1
+    return accepted

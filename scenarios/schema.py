@@ -13,11 +13,21 @@ key by key (deep merge), so a file says only what differs. Every tenant's
 resulting behaviour is validated when the scenario is built, not when a
 model first asks for it, so a bad override fails at load time with its
 full key path (`tenants[1].behaviour.card_spend.rate_per_day`).
+
+A scenario may also declare `expectations`: bands on KPIs at stated dates
+(`DeclaredExpectation`), checked after the run by `analysis.expectations`.
+Units follow the KPI's name: a KPI ending in `_cents` (`deposits_cents`) is
+in integer cents and so is its band (AUD 1,000 is `100000`, not `1000.00`);
+counts are counts; rates and growth are fractions (0.05 = 5%), not
+percentages. Each `at` must fall within the run as written; a run later
+shortened with `with_overrides(days=...)` keeps them and reports the ones it
+no longer reaches as not evaluated (`passed: null`), without failing.
 """
 
 from __future__ import annotations
 
 import datetime
+import difflib
 import hashlib
 import json
 from collections.abc import Mapping
@@ -31,17 +41,21 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from analysis.expectations import ALL_TENANTS, KNOWN_KPIS
+from models.macro import MacroParams
 from models.params import Behaviour
 
 __all__ = [
     "DEFAULT_YEARS",
     "MAX_DAYS",
     "MAX_YEARS",
+    "DeclaredExpectation",
     "OverridesOf",
     "Scenario",
     "State",
@@ -59,6 +73,11 @@ DEFAULT_YEARS = 1
 #: and keeps every end date well inside `datetime.date`'s range.
 MAX_YEARS = 100
 MAX_DAYS = 36600
+
+#: Validation context under which an expectation's `at` may lie after the run's
+#: end: set by `Scenario.with_overrides`, whose shorter runs report such
+#: expectations as not reached instead of refusing the scenario.
+_AT_MAY_PASS_END = "expectations_may_pass_end"
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +179,54 @@ class TenantSpec(_Frozen):
     )
 
 
+class DeclaredExpectation(_Frozen):
+    """A band a KPI should lie in on a stated day, checked after the run.
+
+    For example: members of cu-large on 2026-06-30 between 1450 and 1700.
+    `kpi` names a KPI registered in `analysis.expectations` (`KNOWN_KPIS`).
+    Its unit is the KPI's: names ending in `_cents` are integer cents (so is
+    the band), counts are counts, rates and growth are fractions (0.1 = 10%).
+    `tenant` is a tenant id of the scenario or `"all"` (every tenant summed;
+    rates of sums, not sums of rates). `at` is a day of the run, read at its
+    end. `window_days` turns a flow's total-so-far into the total over the N
+    days up to and including `at` (a level into its mean over them; a growth
+    into the change over them). `min` and `max` bound the band inclusively;
+    at least one is needed, and both are exact decimals as written.
+    """
+
+    name: str = Field(min_length=1, max_length=200)
+    kpi: str
+    tenant: str = Field(min_length=1, max_length=40, description='a tenant id, or "all"')
+    at: datetime.date
+    window_days: int | None = Field(default=None, ge=1, le=MAX_DAYS)
+    min: Decimal | None = Field(default=None, allow_inf_nan=False)
+    max: Decimal | None = Field(default=None, allow_inf_nan=False)
+
+    @field_validator("kpi")
+    @classmethod
+    def _known_kpi(cls, value: str) -> str:
+        """Refuse a KPI that is not registered, suggesting the closest known name."""
+        if value in KNOWN_KPIS:
+            return value
+        known = sorted(KNOWN_KPIS)
+        close = difflib.get_close_matches(value, known, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known)}"
+        raise PydanticCustomError("unknown_kpi", "unknown KPI; " + hint)
+
+    @model_validator(mode="after")
+    def _check_band(self) -> Self:
+        """At least one bound, and not an empty band."""
+        if self.min is None and self.max is None:
+            raise _located_error(
+                ("min",), "no_bound", "give min, max or both: a band needs at least one bound"
+            )
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise _located_error(
+                ("max",), "empty_band", f"max {self.max} is below min {self.min}: the band is empty"
+            )
+        return self
+
+
 class Scenario(_Frozen):
     """A whole run's input: start, length, scale, default behaviour and the tenants.
 
@@ -179,7 +246,14 @@ class Scenario(_Frozen):
     scale: float = Field(default=1.0, gt=0, le=10, description="multiplies member counts")
     currency: Literal["AUD"] = "AUD"
     behaviour: Behaviour = Behaviour()
+    economy: MacroParams = Field(
+        default_factory=MacroParams,
+        description="the Australian economy: regimes, cash rate, unemployment, shocks",
+    )
     tenants: list[TenantSpec] = Field(min_length=1)
+    expectations: tuple[DeclaredExpectation, ...] = Field(
+        default=(), description="bands on KPIs at stated dates, checked after the run"
+    )
 
     _tenant_behaviours: dict[str, Behaviour] = PrivateAttr(default_factory=dict)
 
@@ -204,8 +278,8 @@ class Scenario(_Frozen):
         return value
 
     @model_validator(mode="after")
-    def _check_whole(self) -> Self:
-        """Check what spans fields: length, unique tenants, each tenant's behaviour."""
+    def _check_whole(self, info: ValidationInfo) -> Self:
+        """Check what spans fields: length, unique tenants, behaviours, expectations."""
         if self.years is not None and self.days is not None:
             raise _located_error(
                 ("days",), "length_conflict", "give either years or days, not both"
@@ -218,7 +292,45 @@ class Scenario(_Frozen):
         self._check_unique("id")
         self._check_unique("code")
         self._resolve_tenant_behaviours()
+        self._check_expectations(bool(info.context and info.context.get(_AT_MAY_PASS_END)))
         return self
+
+    def _check_expectations(self, at_may_pass_end: bool) -> None:
+        """Each expectation names a tenant of this scenario and a day (and window) in the run.
+
+        Args:
+            at_may_pass_end: allow an `at` after the last day (a shortened run).
+        """
+        ids = [tenant.id for tenant in self.tenants]
+        last = self.end - datetime.timedelta(days=1)
+        for index, item in enumerate(self.expectations):
+            if item.tenant != ALL_TENANTS and item.tenant not in ids:
+                close = difflib.get_close_matches(item.tenant, ids, n=1, cutoff=0.6)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                raise _located_error(
+                    ("expectations", index, "tenant"),
+                    "unknown_tenant",
+                    f"unknown tenant {item.tenant!r}; {hint}"
+                    f"(tenants: {', '.join(ids)}, or {ALL_TENANTS!r} for all together)",
+                )
+            if item.at < self.start or (item.at > last and not at_may_pass_end):
+                raise _located_error(
+                    ("expectations", index, "at"),
+                    "date_outside_run",
+                    f"{item.at.isoformat()} is outside the run "
+                    f"({self.start.isoformat()} to {last.isoformat()}, inclusive)",
+                )
+            if item.window_days is not None:
+                first = item.at - datetime.timedelta(days=item.window_days - 1)
+                if first < self.start:
+                    raise _located_error(
+                        ("expectations", index, "window_days"),
+                        "window_outside_run",
+                        f"the {item.window_days}-day window up to {item.at.isoformat()} "
+                        f"starts on {first.isoformat()}, before the run "
+                        f"({self.start.isoformat()}); at most "
+                        f"{(item.at - self.start).days + 1} days fit",
+                    )
 
     def _check_unique(self, attribute: str) -> None:
         """Refuse two tenants with the same id or code: ids key everything per tenant."""
@@ -330,7 +442,10 @@ class Scenario(_Frozen):
 
         A given `days` or `years` replaces the scenario's length entirely
         (both fields), so `--days 7` on a three-year file means seven days.
-        Arguments left as None keep the scenario's value.
+        Arguments left as None keep the scenario's value. Declared
+        expectations are kept as they are; those whose `at` a shortened run
+        no longer reaches are reported as not evaluated, so they do not make
+        the new length invalid.
 
         Raises:
             pydantic.ValidationError: if an override is out of range.
@@ -343,7 +458,7 @@ class Scenario(_Frozen):
         if days is not None or years is not None:
             data["days"] = days
             data["years"] = years
-        return Scenario.model_validate(data)
+        return Scenario.model_validate(data, context={_AT_MAY_PASS_END: True})
 
     def canonical_json(self) -> str:
         """The resolved scenario as canonical JSON: the input of `fingerprint`.
@@ -352,10 +467,15 @@ class Scenario(_Frozen):
         notation by value (`41.00` as `"41"`, since 41 and 41.00 are the same
         amount); each tenant's `behaviour` is its full resolved behaviour. So
         two files that spell the same effective inputs differently hash alike.
+        An empty `expectations` list is left out, so a scenario without them
+        keeps the fingerprint it had before expectations existed.
         """
         data = self.model_dump()
         for tenant in data["tenants"]:
             tenant["behaviour"] = self._tenant_behaviours[tenant["id"]].model_dump()
+        if not data["expectations"]:
+            # Scenarios without expectations hash as they did before the block existed.
+            del data["expectations"]
         return json.dumps(
             data,
             sort_keys=True,

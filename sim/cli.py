@@ -112,12 +112,14 @@ def run(
     for name, report in summary["invariants"].items():
         mark = "ok  " if report["passed"] else "FAIL"
         typer.echo(f"  {mark} {name} (examined {report['examined']:,})")
-    failed = [item for item in summary["expectations"] if not item["passed"]]
-    for item in failed:
-        typer.echo(
-            f"  FAIL expectation {item['name']} [{item.get('tenant')}]: "
-            f"expected {item['expected']}, actual {item['actual']}"
-        )
+    for item in summary["expectations"]:
+        if item["passed"] is False:
+            typer.echo(
+                f"  FAIL expectation {item['name']} [{item.get('tenant')}]: "
+                f"expected {item['expected']}, actual {item['actual']}"
+            )
+        elif item["passed"] is None:
+            typer.echo(f"  not reached: {item['name']} [{item.get('tenant')}]: {item['detail']}")
     typer.echo(
         f"  {_plural(summary['scenario']['days'], 'simulated day')} in {timings['wall_s']:.1f} s; "
         f"{timings['postings_per_s'] or 0:,.0f} postings/s, "
@@ -213,6 +215,29 @@ def replay_events(
         raise typer.Exit(1)
 
 
+@app.command()
+def compare(
+    run_dirs: Annotated[
+        list[Path], typer.Argument(metavar="RUN_DIR", help="two or more run folders")
+    ],
+    out: Annotated[
+        Path | None, typer.Option(help="output folder (default runs/compare-RUN1-vs-RUN2)")
+    ] = None,
+    label: Annotated[
+        list[str] | None, typer.Option(help="legend label of each run, in order (repeat)")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="replace a comparison in a non-empty folder")] = False,
+) -> None:
+    """Draw runs side by side (PNG panels) and write a compare.md page."""
+    from analysis.compare import CompareError, compare_runs, default_out_dir
+
+    try:
+        page = compare_runs(run_dirs, out or default_out_dir(run_dirs), label or None, force=force)
+    except CompareError as exc:
+        _fail(str(exc))
+    typer.echo(str(page))
+
+
 @scenario_app.command("check")
 def scenario_check(
     file: Annotated[Path, typer.Argument(metavar="FILE", help="scenario YAML")],
@@ -230,6 +255,7 @@ def params(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Every behaviour parameter's default, with its public source."""
+    from models.macro import parameter_rows
     from models.params import SOURCES, Behaviour
 
     defaults = Behaviour().model_dump(mode="json")
@@ -238,7 +264,9 @@ def params(
         value = defaults
         for part in path.split("."):
             value = value[part]
-        rows.append({"parameter": path, "default": value, "source": source})
+        rows.append({"parameter": f"behaviour.{path}", "default": value, "source": source})
+    for path, value, source in parameter_rows():
+        rows.append({"parameter": f"economy.{path}", "default": value, "source": source})
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return

@@ -22,6 +22,7 @@ import pytest
 from typer.testing import CliRunner
 
 from analysis.invariants import INVARIANT_NAMES
+from models.macro import parameter_rows
 from models.params import SOURCES, Behaviour
 from scenarios.loader import load_scenario, parse_scenario
 from sim.cli import app
@@ -359,29 +360,39 @@ def test_scenario_check_of_a_bad_file_exits_2(scenario_file, tmp_path) -> None:
 
 
 def test_params_lists_every_source() -> None:
-    """`twin params` prints one line per parameter of models.params.SOURCES, with its source."""
+    """`twin params` prints one line per behaviour and economy parameter, with its source."""
     result = twin("params")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert len(lines) == len(SOURCES)
-    for line, (key, source) in zip(lines, SOURCES.items(), strict=True):
+    expected = [(f"behaviour.{key}", source) for key, source in SOURCES.items()]
+    expected += [(f"economy.{path}", source) for path, _value, source in parameter_rows()]
+    assert len(lines) == len(expected)
+    for line, (key, source) in zip(lines, expected, strict=True):
         assert line.split()[0] == key
         assert line.rstrip().endswith(source.strip())
 
 
 def test_params_json_gives_defaults_and_sources() -> None:
-    """`twin params --json`: every SOURCES key with the Behaviour default and its source."""
+    """`twin params --json`: every parameter with its default and its source."""
     result = twin("params", "--json")
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)
-    assert [row["parameter"] for row in rows] == list(SOURCES)
+    behaviour_rows = [row for row in rows if row["parameter"].startswith("behaviour.")]
+    economy_rows = [row for row in rows if row["parameter"].startswith("economy.")]
+    assert len(behaviour_rows) + len(economy_rows) == len(rows)
+    assert [row["parameter"] for row in behaviour_rows] == [f"behaviour.{k}" for k in SOURCES]
     defaults = Behaviour().model_dump(mode="json")
-    for row in rows:
+    for row in behaviour_rows:
+        key = row["parameter"].removeprefix("behaviour.")
         value = defaults
-        for part in row["parameter"].split("."):
+        for part in key.split("."):
             value = value[part]
         assert row["default"] == value
-        assert row["source"] == SOURCES[row["parameter"]]
+        assert row["source"] == SOURCES[key]
+    macro = {f"economy.{path}": (value, source) for path, value, source in parameter_rows()}
+    assert {row["parameter"] for row in economy_rows} == set(macro)
+    for row in economy_rows:
+        assert row["source"] == macro[row["parameter"]][1]
 
 
 # --------------------------------------------------------------------------- end to end

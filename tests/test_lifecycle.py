@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from models.lifecycle import LabourForce, churn, grow_wages
+from models.lifecycle import LabourForce, churn, grow_prices, grow_wages
 from models.params import Behaviour
 from models.transactions import MemberArrays
 
@@ -119,7 +119,17 @@ def test_churn_removes_the_annual_share_over_a_year() -> None:
     for seed in SEEDS:
         members = members_for(seed, 20_000, behaviour)
         rng = np.random.default_rng(seed)
-        left = sum(churn(members, behaviour, rng) for _ in range(365))
+        left = sum(len(churn(members, behaviour, rng)) for _ in range(365))
         share = left / 20_000
         assert abs(share - rate * 365 / 365.25) <= 3.29 * math.sqrt(rate * (1 - rate) / 20_000)
         assert (~members.active).sum() == left
+
+
+def test_prices_grow_spending_with_inflation() -> None:
+    """Twelve months at 3% CPI multiply every spend scale by (1 + 3%/12)^12."""
+    behaviour = Behaviour()
+    members = members_for(6, 500, behaviour)
+    start = members.spend_scale.copy()
+    for _ in range(12):
+        grow_prices(members, 3.0)
+    assert np.allclose(members.spend_scale / start, (1 + 0.03 / 12) ** 12)

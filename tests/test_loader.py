@@ -517,3 +517,40 @@ def test_a_file_with_a_byte_order_mark_loads(tmp_path: Path) -> None:
     path = tmp_path / "bom.yaml"
     path.write_bytes(b"\xef\xbb\xbf" + VALID.encode())
     assert load_scenario(path).name == "t"
+
+
+# --- declared expectations ----------------------------------------------------------------
+
+_EXPECTATIONS = """\
+expectations:
+  - name: members
+    kpi: membres
+    tenant: cu-a
+    at: 2025-07-02
+    min: 1
+  - name: window
+    kpi: entries
+    tenant: cu-a
+    at: 2025-07-02
+    window_days: 0
+    max: 5
+"""
+
+
+def test_demo_expectations_are_read_with_exact_bands() -> None:
+    """demo.yaml's expectations load with their bounds exactly as written."""
+    demo = load_scenario(SCENARIOS / "demo.yaml")
+    bands = {e.kpi: (e.tenant, e.at.isoformat(), e.min, e.max) for e in demo.expectations}
+    assert bands["members"] == ("cu-large", "2026-06-30", Decimal(1450), Decimal(1750))
+    assert str(bands["deposits_growth"][3]) == "0.60"
+    assert bands["deposits_cents"][2] == 4_000_000_000
+
+
+def test_field_errors_in_several_expectations_are_all_located() -> None:
+    """A bad KPI and a bad window in two expectations: both reported, each at its line."""
+    error = _error(VALID + _EXPECTATIONS)
+    assert [(p.key_path, p.line) for p in error.problems] == [
+        ("expectations[0].kpi", 13),
+        ("expectations[1].window_days", 21),
+    ]
+    assert "did you mean 'members'?" in error.problems[0].message

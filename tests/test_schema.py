@@ -313,3 +313,56 @@ def test_tenant_spec_validates_on_its_own() -> None:
     """TenantSpec is usable alone, with its documented defaults."""
     tenant = TenantSpec.model_validate(_tenant())
     assert (tenant.annual_growth, tenant.behaviour) == (0.03, {})
+
+
+def _expectation(**changes: Any) -> dict[str, Any]:
+    """A valid declared expectation on cu-a, as a mapping, with some keys changed."""
+    item: dict[str, Any] = {
+        "name": "members hold",
+        "kpi": "members",
+        "tenant": "cu-a",
+        "at": datetime.date(2025, 12, 31),
+        "min": 900,
+    }
+    item.update(changes)
+    return item
+
+
+def test_expectations_default_to_none_and_validate_in_python() -> None:
+    """Without the block a scenario has no expectations; with it they are frozen models."""
+    assert _scenario().expectations == ()
+    scenario = _scenario(expectations=[_expectation(max=0.5, min=None, kpi="rejection_rate")])
+    (item,) = scenario.expectations
+    assert (item.kpi, item.min, item.max) == ("rejection_rate", None, Decimal("0.5"))
+
+
+@pytest.mark.parametrize(
+    ("changes", "loc"),
+    [
+        ({"kpi": "memberz"}, ("expectations", 0, "kpi")),
+        ({"tenant": "cu-z"}, ("expectations", 0, "tenant")),
+        ({"at": datetime.date(2026, 7, 1)}, ("expectations", 0, "at")),
+        ({"at": datetime.date(2025, 6, 30)}, ("expectations", 0, "at")),
+        ({"window_days": 200}, ("expectations", 0, "window_days")),
+        ({"min": None}, ("expectations", 0, "min")),
+        ({"max": 899}, ("expectations", 0, "max")),
+        ({"max": float("inf")}, ("expectations", 0, "max")),
+    ],
+)
+def test_bad_expectations_are_refused_at_their_key(
+    changes: dict[str, Any], loc: tuple[str | int, ...]
+) -> None:
+    """Each kind of bad expectation fails with its own location, built directly in Python."""
+    with pytest.raises(ValidationError) as info:
+        _scenario(expectations=[_expectation(), _expectation(**changes)])
+    assert _locs(info.value) == [(loc[0], 1, *loc[2:])]
+
+
+def test_with_overrides_tolerates_expectations_after_a_shortened_end() -> None:
+    """A shorter run keeps its expectations; only direct validation insists on the length."""
+    scenario = _scenario(expectations=[_expectation(at=datetime.date(2026, 6, 30))])
+    short = scenario.with_overrides(days=10)
+    assert short.expectations == scenario.expectations
+    assert short.with_overrides(scale=0.5).expectations == scenario.expectations
+    with pytest.raises(ValidationError):
+        Scenario.model_validate(short.model_dump())
