@@ -446,3 +446,15 @@ def evaluate(
     """
     data = KpiData.of(kpi_rows, rejection_rows, extra_series)
     return [evaluate_one(item, data) for item in declared]
+
+
+# The economy's monthly series (published by the twin from models.macro; the
+# economy is national, so its series are keyed by tenant "all").
+for _name, _description in (
+    ("cash_rate", "RBA cash rate (% a year) in the month of `at`"),
+    ("unemployment", "national unemployment rate (%) in the month of `at`"),
+    ("inflation", "CPI inflation (% a year) in the month of `at`"),
+    ("house_price_index", "house price index (start = 100) in the month of `at`"),
+    ("member_unemployment", "unemployed share of the tenant's labour force (0-1), monthly"),
+):
+    register_kpi(_name, _description, cumulative=False)(series_level(_name))

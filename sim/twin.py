@@ -42,6 +42,7 @@ from models.world import TenantWorld
 from scenarios.schema import Scenario
 from sim.bus import CommandBus
 from sim.clock import VirtualClock
+from sim.context import RunContext
 from sim.gcpolicy import checkpoint as gc_checkpoint
 from sim.gcpolicy import long_run_gc
 from sim.rng import RandomStreams
@@ -52,6 +53,8 @@ from turingcore.contract import CommandResult, Envelope
 from turingcore.events import BalanceUpdatedPayload, SealedEvent
 
 EVENT_LOG = "events.sqlite"
+#: Models that plug into a run through `sim.context.RunContext` (lending, fraud, ...).
+EXTENSIONS: tuple[Callable[[RunContext], None], ...] = ()
 #: z for a two-sided 99.9% interval: statistical expectations fail by chance
 #: once in a thousand runs, not once in twenty.
 Z_999 = 3.2905
@@ -126,7 +129,12 @@ class Twin:
         for tenant, world in self.worlds.items():
             setup_tenant(world, 0.0)
             onboard(world, onboardings[tenant], 0.0, scenario.members_at_scale(tenant))
-        self._start_economy(env, clock, streams)
+        economy = self._start_economy(env, clock, streams)
+        self.context = RunContext(
+            env, clock, scenario, streams, bus, economy, self.worlds, series=self.series
+        )
+        for attach in EXTENSIONS:
+            attach(self.context)
         for tenant, world in self.worlds.items():
             env.process(daily_payments(env, world))
             env.process(member_growth(env, world, onboardings[tenant]))
@@ -145,7 +153,11 @@ class Twin:
         invariants = suite.finish(target, shadows)
         replays = {tenant: suite.replayed_balances(tenant) for tenant in self.worlds}
         expectations = self._expectations(target, shadows, replays)
-        expectations += evaluate(scenario.expectations, kpis.rows, kpis.rejection_rows)
+        for hook in self.context.finish_hooks:
+            expectations += hook(out)
+        expectations += evaluate(
+            scenario.expectations, kpis.rows, kpis.rejection_rows, self.context.series
+        )
         fingerprint = {tenant: target.head(tenant)[1] for tenant in self.worlds}
         heads = {tenant: target.head(tenant)[0] for tenant in self.worlds}
         if self.options.keep_events and isinstance(target, EmbeddedTarget) and target.log:
@@ -175,16 +187,28 @@ class Twin:
 
     # ------------------------------------------------------------------ economy
 
-    def _start_economy(self, env: Any, clock: VirtualClock, streams: RandomStreams) -> None:
+    def _start_economy(self, env: Any, clock: VirtualClock, streams: RandomStreams) -> Economy:
         """One economy for all tenants; each month moves jobs and wages with it."""
         economy = Economy(self.scenario.economy, streams.stream("economy"), self.scenario.start)
         labour = {tenant: LabourForce() for tenant in self.worlds}
         self.macro_rows: list[MacroMonth] = []
         self.labour_rows: list[tuple[Any, ...]] = []
+        self.series: dict[str, dict[tuple[str, date], Any]] = {
+            name: {}
+            for name in (
+                "cash_rate",
+                "unemployment",
+                "inflation",
+                "house_price_index",
+                "member_unemployment",
+            )
+        }
 
         def on_month(month: MacroMonth) -> None:
             first = not self.macro_rows
             self.macro_rows.append(month)
+            for name in ("cash_rate", "unemployment", "inflation", "house_price_index"):
+                self.series[name][("all", month.month)] = getattr(month, name)
             for tenant, world in self.worlds.items():
                 change = labour[tenant].step(
                     world.members, world.behaviour, world.rng("lifecycle"), month.unemployment / 100
@@ -192,6 +216,9 @@ class Twin:
                 if not first:
                     grow_wages(world.members, world.behaviour, month.inflation)
                     grow_prices(world.members, month.inflation)
+                self.series["member_unemployment"][(tenant, month.month)] = round(
+                    change.unemployment_rate, 6
+                )
                 self.labour_rows.append(
                     (
                         month.month.isoformat(),
@@ -206,6 +233,7 @@ class Twin:
 
         economy.on_month(on_month)
         env.process(economy.process(env, clock))
+        return economy
 
     def _write_economy(self, out: Path) -> None:
         """macro.csv (the economy by month) and labour.csv (members' jobs by month)."""
@@ -326,6 +354,8 @@ class Twin:
                 )
                 kpis.add_rejections(day, tenant, today.rejections)
                 self._close_counters(world)
+            for hook in self.context.day_hooks:
+                hook(day)
             suite.probe_idempotency(target)
             gc_checkpoint()
             progress.day_done(day)

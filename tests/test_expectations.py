@@ -245,10 +245,10 @@ def test_demo_declares_bands_on_known_kpis() -> None:
 
 
 def test_registry_knows_every_kpi_row_count_and_the_derived_kpis() -> None:
-    """Each numeric KpiRow field is a KPI, plus growth and the rejection rate."""
-    assert set(KPI_FIELDS[2:]) | {"deposits_growth", "members_growth", "rejection_rate"} == set(
-        KNOWN_KPIS
-    )
+    """Each numeric KpiRow field is a KPI, plus growth, the rejection rate and the economy."""
+    economy = {"cash_rate", "unemployment", "inflation", "house_price_index"}
+    derived = {"deposits_growth", "members_growth", "rejection_rate", "member_unemployment"}
+    assert set(KPI_FIELDS[2:]) | derived | economy <= set(KNOWN_KPIS)
     assert all(isinstance(d, KpiDefinition) for d in KPI_REGISTRY.values())
     assert KPI_REGISTRY["members"].cumulative is False
     assert KPI_REGISTRY["entries"].cumulative is True
@@ -459,3 +459,29 @@ def test_kpi_data_is_frozen() -> None:
     data = KpiData.of(_rows("cu-a", members=[1]))
     with pytest.raises(dataclasses.FrozenInstanceError):
         data.kpi_rows = ()  # type: ignore[misc]
+
+
+def test_economy_series_are_read_as_levels_for_any_tenant() -> None:
+    """An economy KPI reads the latest monthly value on or before `at`, for any tenant."""
+    day = datetime.date(2025, 7, 1)
+    rows = [
+        KpiRow(day + datetime.timedelta(days=i), "cu-a", 10, 10, 100, 1, 2, 3, 4, 0)
+        for i in range(60)
+    ]
+    series = {
+        "cash_rate": {
+            ("all", datetime.date(2025, 7, 1)): 3.85,
+            ("all", datetime.date(2025, 8, 1)): 4.10,
+        }
+    }
+    declared = [
+        DeclaredExpectation(
+            name="rate", kpi="cash_rate", tenant="cu-a", at=datetime.date(2025, 8, 15), min=4.0
+        ),
+        DeclaredExpectation(
+            name="early", kpi="cash_rate", tenant="cu-a", at=datetime.date(2025, 7, 20), min=4.0
+        ),
+    ]
+    late, early = evaluate(declared, rows, (), series)
+    assert (late["actual"], late["passed"]) == (4.1, True)
+    assert (early["actual"], early["passed"]) == (3.85, False)
