@@ -458,3 +458,9 @@ for _name, _description in (
     ("member_unemployment", "unemployed share of the tenant's labour force (0-1), monthly"),
 ):
     register_kpi(_name, _description, cumulative=False)(series_level(_name))
+
+register_kpi(
+    "interest_credited_cents",
+    "savings interest credited to members since the start (cents)",
+    cumulative=False,
+)(series_level("interest_credited_cents"))
