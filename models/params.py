@@ -80,6 +80,19 @@ class LifecycleParams(Params):
     real_wage_growth: float = Field(default=0.5, ge=-5, le=10, description="% a year over CPI")
 
 
+class TermDepositParams(Params):
+    """How members use term deposits (3, 6 and 12 months; see models.term_deposits)."""
+
+    opening_rate_monthly: float = Field(default=0.008, ge=0, le=1)
+    share_of_savings: float = Field(default=0.5, gt=0, le=1)
+    min_amount_cents: int = Field(default=100_000, ge=1)
+    term_weights: tuple[float, float, float] = (0.3, 0.3, 0.4)
+    spreads: tuple[float, float, float] = Field(
+        default=(0.0, 0.15, 0.25), description="% a year over the cash rate, per term"
+    )
+    rollover_share: float = Field(default=0.6, ge=0, le=1)
+
+
 def _default_weekday() -> tuple[float, ...]:
     return (0.97, 0.98, 1.0, 1.04, 1.18, 1.12, 0.71)
 
@@ -101,6 +114,7 @@ class Behaviour(Params):
 
     income: IncomeParams = IncomeParams()
     lifecycle: LifecycleParams = LifecycleParams()
+    term_deposits: TermDepositParams = TermDepositParams()
     salary: SalaryParams = SalaryParams()
     opening: OpeningParams = OpeningParams()
     card_spend: FlowParams = FlowParams(rate_per_day=1.15, mean_amount=Decimal("41.00"), cv=1.4)
@@ -142,6 +156,13 @@ SOURCES: dict[str, str] = {
     "lifecycle.job_finding_monthly": "ABS Labour Force gross flows: ~25% of the unemployed "
     "find work each month",
     "lifecycle.real_wage_growth": "ABS Wage Price Index vs CPI, long-run average ~0.5 pt",
+    "term_deposits.opening_rate_monthly": "assumed: ~10% of savers open a term deposit a year",
+    "term_deposits.share_of_savings": "assumed",
+    "term_deposits.min_amount_cents": "typical CU minimum AUD 1,000 (product sheets)",
+    "term_deposits.term_weights": "assumed",
+    "term_deposits.spreads": "RBA F4 retail deposit rates: TD specials near the cash rate "
+    "in 2024-25",
+    "term_deposits.rollover_share": "assumed; most term deposits roll over at maturity",
     "salary.period_days": "ABS: fortnightly pay is the most common AU pay cycle",
     "opening.transaction_mean": "assumed",
     "opening.savings_mean": "APRA monthly ADI statistics: mutual ADIs' household deposits per "
