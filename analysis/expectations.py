@@ -464,3 +464,190 @@ register_kpi(
     "savings interest credited to members since the start (cents)",
     cumulative=False,
 )(series_level("interest_credited_cents"))
+
+
+# Lending (published by models.lending per tenant per day: balances in cents at
+# the end of the day, flows as the day's counts). "all" sums every tenant.
+
+
+def _lending_on(data: KpiData, series: str, tenant: str, day: datetime.date) -> int:
+    """One lending series on one day; for "all", summed over every tenant of the run.
+
+    Raises:
+        KpiUnavailable: if the run recorded no such series or a tenant has no value that day.
+    """
+    points = data.extra_series.get(series)
+    if points is None:
+        raise KpiUnavailable(f"the run recorded no {series!r} series (lending not run?)")
+    tenants = data.tenants if tenant == ALL_TENANTS else [tenant]
+    if not tenants:
+        raise KpiUnavailable("the run has no KPI rows")
+    total = 0
+    for one in tenants:
+        value = points.get((one, day))
+        if value is None:
+            raise KpiUnavailable(f"no {series!r} value for {one} on {day.isoformat()}")
+        total += int(value)
+    return total
+
+
+def _lending_level(series: str) -> KpiFunction:
+    """A lending balance: on `at`, or its mean over the window."""
+
+    def level(data: KpiData, tenant: str, at: datetime.date, window_days: int | None) -> Number:
+        if window_days is None:
+            return _lending_on(data, series, tenant, at)
+        days = _span(data, at, window_days)
+        total = sum(_lending_on(data, series, tenant, day) for day in days)
+        return _DECIMAL.divide(Decimal(total), Decimal(len(days)))
+
+    return level
+
+
+def _lending_flow(series: str) -> KpiFunction:
+    """A lending daily count: totalled since the first day, or over the window."""
+
+    def flow(data: KpiData, tenant: str, at: datetime.date, window_days: int | None) -> Number:
+        days = _span(data, at, window_days)
+        return sum(_lending_on(data, series, tenant, day) for day in days)
+
+    return flow
+
+
+register_kpi(
+    "loan_book_cents",
+    "loans owed to the credit union at the end of `at`, cents (window: mean of the days)",
+    cumulative=False,
+)(_lending_level("loan_book_cents"))
+register_kpi("defaults", "loans defaulting (90+ days past due) since the first day (or window)")(
+    _lending_flow("loan_defaults")
+)
+register_kpi("losses_cents", "loan balances written off since the first day (or window), cents")(
+    _lending_flow("loan_losses_cents")
+)
+
+
+@register_kpi(
+    "arrears_90_rate",
+    "balances of loans 90+ days past due / loan book on `at` (window: of the window's sums)",
+    cumulative=False,
+)
+def _arrears_90_rate(
+    data: KpiData, tenant: str, at: datetime.date, window_days: int | None
+) -> Number:
+    """Share of the loan book 90 or more days past due (defaulted loans included)."""
+    days = [at] if window_days is None else _span(data, at, window_days)
+    book = sum(_lending_on(data, "loan_book_cents", tenant, day) for day in days)
+    if book == 0:
+        raise KpiUnavailable("the loan book is empty; the arrears rate is undefined")
+    arrears = sum(_lending_on(data, "arrears_90_cents", tenant, day) for day in days)
+    return _DECIMAL.divide(Decimal(arrears), Decimal(book))
+
+
+@register_kpi("approval_rate", "loan applications approved / made, since the first day (or window)")
+def _approval_rate(
+    data: KpiData, tenant: str, at: datetime.date, window_days: int | None
+) -> Number:
+    """Share of loan applications the credit decision approved."""
+    days = _span(data, at, window_days)
+    applications = sum(_lending_on(data, "loan_applications", tenant, day) for day in days)
+    if applications == 0:
+        raise KpiUnavailable("no loan applications in the span; the rate is undefined")
+    approvals = sum(_lending_on(data, "loan_approvals", tenant, day) for day in days)
+    return _DECIMAL.divide(Decimal(approvals), Decimal(applications))
+
+
+# Fraud (published by models.fraud per tenant per day: the day's amounts and
+# counts). "all" sums every tenant; precision and recall are computed from
+# the summed cells of the per-payment confusion matrix over the span.
+
+
+def _fraud_over(data: KpiData, series: str, tenant: str, days: Sequence[datetime.date]) -> int:
+    """A fraud daily series summed over `days` (and over every tenant, for "all").
+
+    Raises:
+        KpiUnavailable: if the run recorded no such series or a tenant has no value on a day.
+    """
+    points = data.extra_series.get(series)
+    if points is None:
+        raise KpiUnavailable(f"the run recorded no {series!r} series (fraud not run?)")
+    tenants = data.tenants if tenant == ALL_TENANTS else [tenant]
+    if not tenants:
+        raise KpiUnavailable("the run has no KPI rows")
+    total = 0
+    for one in tenants:
+        for day in days:
+            value = points.get((one, day))
+            if value is None:
+                raise KpiUnavailable(f"no {series!r} value for {one} on {day.isoformat()}")
+            total += int(value)
+    return total
+
+
+def _fraud_flow(series: str) -> KpiFunction:
+    """A fraud daily amount or count: totalled since the first day, or over the window."""
+
+    def flow(data: KpiData, tenant: str, at: datetime.date, window_days: int | None) -> Number:
+        return _fraud_over(data, series, tenant, _span(data, at, window_days))
+
+    return flow
+
+
+def _fraud_share(hits: str, misses: str, undefined: str) -> KpiFunction:
+    """hits / (hits + misses) of two fraud daily counts over the span."""
+
+    def share(data: KpiData, tenant: str, at: datetime.date, window_days: int | None) -> Number:
+        days = _span(data, at, window_days)
+        found = _fraud_over(data, hits, tenant, days)
+        total = found + _fraud_over(data, misses, tenant, days)
+        if total == 0:
+            raise KpiUnavailable(undefined)
+        return _DECIMAL.divide(Decimal(found), Decimal(total))
+
+    return share
+
+
+register_kpi(
+    "fraud_losses_cents",
+    "fraudulent money that left the credit union since the first day (or window), cents",
+)(_fraud_flow("fraud_losses_cents"))
+register_kpi(
+    "fraud_detected_cents",
+    "fraudulent payments an alert named since the first day (or window), cents",
+)(_fraud_flow("fraud_detected_cents"))
+register_kpi(
+    "fraud_prevented_cents",
+    "outgoing fraud stopped campaigns still planned, since the first day (or window), cents",
+)(_fraud_flow("fraud_prevented_cents"))
+register_kpi("fraud_alerts", "FraudAlertRaised events since the first day (or window)")(
+    _fraud_flow("fraud_alerts")
+)
+register_kpi("fraud_campaigns", "fraud campaigns started since the first day (or window)")(
+    _fraud_flow("fraud_campaigns")
+)
+register_kpi(
+    "fraud_precision",
+    "alerted payments that were fraudulent / alerted payments, since the first day (or window)",
+)(
+    _fraud_share(
+        "fraud_true_positives", "fraud_false_positives", "no payment was alerted in the span"
+    )
+)
+register_kpi(
+    "fraud_recall",
+    "fraudulent payments an alert named / fraudulent payments, since the first day (or window)",
+)(
+    _fraud_share(
+        "fraud_true_positives", "fraud_false_negatives", "no fraudulent payment in the span"
+    )
+)
+register_kpi(
+    "fraud_campaign_recall",
+    "fraud campaigns detected / started, since the first day (or window)",
+)(
+    _fraud_share(
+        "fraud_campaigns_detected",
+        "fraud_campaigns_undetected",
+        "no fraud campaign in the span",
+    )
+)

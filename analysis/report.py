@@ -354,6 +354,142 @@ def _section_tenants(summary: Mapping[str, Any]) -> list[str]:
     return lines + [""]
 
 
+def _ratio_text(value: object) -> str:
+    """A 0-1 ratio as a percentage with one decimal, or an em dash when undefined."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{value * 100:.1f}%"
+    return "—"
+
+
+def _aud_cell(value: object) -> str:
+    """Integer cents as AUD, or an em dash when missing."""
+    return aud_text(value) if isinstance(value, int) and not isinstance(value, bool) else "—"
+
+
+def _duration(seconds: object) -> str:
+    """Seconds in the largest sensible unit: 45 s, 12.5 min, 3.2 h, 2.1 d."""
+    if not isinstance(seconds, int | float) or isinstance(seconds, bool):
+        return "—"
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.0f} s"
+
+
+def _add(*values: object) -> int | None:
+    """The sum of integer counts, or None if any is missing."""
+    ints = [v for v in values if isinstance(v, int) and not isinstance(v, bool)]
+    return sum(ints) if len(ints) == len(values) else None
+
+
+def _confusion_rows(matrix: Mapping[str, Any]) -> list[list[str]]:
+    """The per-payment confusion matrix as table rows, with row and column totals."""
+    tp, fn, fp, tn = (matrix.get(key) for key in ("tp", "fn", "fp", "tn"))
+    return [
+        ["**fraudulent**", _count(tp), _count(fn), _count(_add(tp, fn))],
+        ["**legitimate**", _count(fp), _count(tn), _count(_add(fp, tn))],
+        ["**total**", _count(_add(tp, fp)), _count(_add(fn, tn)), _count(_add(tp, fn, fp, tn))],
+    ]
+
+
+def _fraud_kind_rows(kinds: Mapping[str, Any]) -> list[list[str]]:
+    rows = []
+    for kind, raw in kinds.items():
+        k = _mapping(raw)
+        rows.append(
+            [
+                f"`{kind}`",
+                _count(k.get("started")),
+                _count(k.get("detected")),
+                _ratio_text(k.get("recall")),
+                _duration(k.get("median_detect_s")),
+                _aud_cell(k.get("lost_cents")),
+                _aud_cell(k.get("prevented_cents")),
+            ]
+        )
+    return rows
+
+
+def _fraud_tenant_rows(tenants: Mapping[str, Any]) -> list[list[str]]:
+    rows = []
+    for tenant_id, raw in sorted(tenants.items()):
+        t = _mapping(raw)
+        matrix = _mapping(t.get("confusion"))
+        campaigns = _mapping(t.get("campaigns"))
+        rows.append(
+            [
+                f"`{tenant_id}`",
+                " / ".join(_count(matrix.get(k)) for k in ("tp", "fn", "fp", "tn")),
+                _ratio_text(t.get("precision")),
+                _ratio_text(t.get("recall")),
+                f"{_count(campaigns.get('detected'))} of {_count(campaigns.get('started'))}",
+                _aud_cell(t.get("fraud_losses_cents")),
+                _count(t.get("alerts")),
+                _count(t.get("reports")),
+            ]
+        )
+    return rows
+
+
+def _section_fraud(summary: Mapping[str, Any]) -> list[str]:
+    """The fraud monitor against the twin's ground truth, when the run scored it.
+
+    Reads ``summary["fraud"]`` (the shape of ``fraud_summary.json`` that
+    ``models.fraud`` writes): an ``all`` block and per-``tenants`` blocks
+    with the per-payment ``confusion`` matrix (tp, fn, fp, tn), precision,
+    recall, campaigns by kind, time to detect, and the money lost, detected
+    and prevented. A run without the block gets no section.
+    """
+    fraud = _mapping(summary.get("fraud"))
+    if not fraud:
+        return []
+    everything = _mapping(fraud.get("all"))
+    campaigns = _mapping(everything.get("campaigns"))
+    delay = _mapping(everything.get("time_to_detect_s"))
+    lines = [
+        "## Fraud monitor",
+        "",
+        "The platform's rules (velocity, new payee plus large amount, structuring) scored "
+        "against the twin's ground truth, which the platform never sees. A payment is "
+        "*alerted* when a FraudAlertRaised event names it.",
+        "",
+        "Confusion matrix per payment (all tenants):",
+        "",
+    ]
+    header = ["payments", "alerted", "not alerted", "total"]
+    lines += _table(header, _confusion_rows(_mapping(everything.get("confusion"))), "lrrr")
+    lines += [
+        "",
+        f"Precision {_ratio_text(everything.get('precision'))}, recall "
+        f"{_ratio_text(everything.get('recall'))} (per payment); campaigns detected "
+        f"{_count(campaigns.get('detected'))} of {_count(campaigns.get('started'))} "
+        f"({_ratio_text(campaigns.get('recall'))}); median time to detect "
+        f"{_duration(delay.get('median'))}.",
+        "",
+    ]
+    money = [
+        ["lost (left the credit union)", "fraud_losses_cents"],
+        ["detected (alerted fraudulent payments)", "detected_cents"],
+        ["prevented (stopped campaigns' planned payments)", "prevented_cents"],
+        ["refused by the platform (insufficient funds)", "refused_cents"],
+    ]
+    rows = [[label, _aud_cell(everything.get(key))] for label, key in money]
+    lines += _table(["fraud money", "AUD"], rows, "lr")
+    kinds = _mapping(campaigns.get("by_kind"))
+    if kinds:
+        header = ["campaign", "started", "detected", "recall", "median time to detect"]
+        header += ["lost (AUD)", "prevented (AUD)"]
+        lines += ["", "Campaigns by kind:", ""]
+        lines += _table(header, _fraud_kind_rows(kinds), "lrrrrrr")
+    tenants = _mapping(fraud.get("tenants"))
+    if tenants:
+        header = ["tenant", "tp / fn / fp / tn", "precision", "recall", "campaigns detected"]
+        header += ["lost (AUD)", "alerts", "AUSTRAC reports"]
+        lines += ["", "Per tenant:", ""]
+        lines += _table(header, _fraud_tenant_rows(tenants), "lrrrrrrr")
+    return lines + [""]
+
+
 def _section_charts(charts: Sequence[Path], out_path: Path) -> list[str]:
     if not charts:
         return []
@@ -465,6 +601,7 @@ def render_report(
     lines += _section_invariants(summary)
     lines += _section_expectations(summary)
     lines += _section_tenants(summary)
+    lines += _section_fraud(summary)
     lines += _section_charts(charts, out_path)
     lines += _section_fingerprints(summary)
     lines += _section_timings(summary)

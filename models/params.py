@@ -10,10 +10,13 @@ multipliers) are plain floats: they shape random draws, they are not money.
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from models.loan_products import LENDING_SOURCES, LendingParams
 
 PositiveDollars = Annotated[Decimal, Field(gt=0, max_digits=14, decimal_places=2)]
 NonNegativeDollars = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2)]
@@ -93,6 +96,73 @@ class TermDepositParams(Params):
     rollover_share: float = Field(default=0.6, ge=0, le=1)
 
 
+class FraudSurge(Params):
+    """A fraud wave: between two dates (inclusive) campaigns start more often.
+
+    Written in a scenario as `behaviour.fraud.surges: [{start: 2025-10-01,
+    end: 2025-12-31, ato_multiplier: 10, app_multiplier: 10}]` (`from`/`to`
+    are accepted for `start`/`end`). Overlapping surges multiply.
+    """
+
+    start: date = Field(validation_alias=AliasChoices("start", "from"))
+    end: date = Field(validation_alias=AliasChoices("end", "to"))
+    cnp_multiplier: float = Field(default=1.0, ge=0, le=1000)
+    ato_multiplier: float = Field(default=1.0, ge=0, le=1000)
+    app_multiplier: float = Field(default=1.0, ge=0, le=1000)
+    mule_multiplier: float = Field(default=1.0, ge=0, le=1000)
+    structuring_multiplier: float = Field(default=1.0, ge=0, le=1000)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FraudSurge:
+        if self.end < self.start:
+            raise ValueError(f"surge ends ({self.end}) before it starts ({self.start})")
+        return self
+
+
+class FraudParams(Params):
+    """Fraud campaigns against members (`models.fraud`), and cash that AML rules watch.
+
+    Rates are campaign starts per active member per year (Poisson each day).
+    Each campaign is a SimPy process moving real money by PostEntry:
+    card-not-present bursts on a compromised card, account takeovers draining
+    a member's accounts to new payees over NPP, authorised push payment
+    scams (one to `app_max_payments` large transfers to one new payee), and
+    mule networks (victims pay a member recruited as a mule, who forwards the
+    money out within hours). Cash structuring (deposits just under AUD 10,000)
+    and members' ordinary cash deposits exercise the AUSTRAC rules. The twin
+    keeps which payments were fraudulent; the platform never sees it.
+    """
+
+    cnp_rate: float = Field(default=0.05, ge=0, le=10)
+    cnp_extra_payments: float = Field(default=5.0, ge=0, le=100)
+    cnp_gap_minutes: float = Field(default=6.0, gt=0, le=1440)
+    cnp_mean_amount: PositiveDollars = Decimal("110.00")
+    cnp_cv: float = Field(default=1.0, gt=0, le=10)
+    ato_rate: float = Field(default=0.002, ge=0, le=10)
+    ato_extra_payments: float = Field(default=3.0, ge=0, le=50)
+    ato_gap_minutes: float = Field(default=20.0, gt=0, le=1440)
+    ato_drain_share: float = Field(default=0.9, gt=0, le=1)
+    ato_payment_cap: PositiveDollars = Decimal("10000.00")
+    app_rate: float = Field(default=0.003, ge=0, le=10)
+    app_mean_amount: PositiveDollars = Decimal("8000.00")
+    app_cv: float = Field(default=1.2, gt=0, le=10)
+    app_max_payments: int = Field(default=3, ge=1, le=20)
+    app_gap_hours: float = Field(default=30.0, gt=0, le=24 * 90)
+    mule_rate: float = Field(default=0.0005, ge=0, le=10)
+    mule_extra_victims: float = Field(default=2.0, ge=0, le=100)
+    mule_member_victim_share: float = Field(default=0.5, ge=0, le=1)
+    mule_victim_mean_amount: PositiveDollars = Decimal("2500.00")
+    mule_forward_share: float = Field(default=0.9, gt=0, le=1)
+    mule_forward_hours: float = Field(default=2.0, gt=0, le=24 * 30)
+    structuring_rate: float = Field(default=0.0002, ge=0, le=10)
+    structuring_extra_deposits: float = Field(default=1.0, ge=0, le=50)
+    cash_deposit_rate: float = Field(default=0.5, ge=0, le=365)
+    cash_mean_amount: PositiveDollars = Decimal("1500.00")
+    cash_cv: float = Field(default=2.0, gt=0, le=10)
+    recall_floor: float = Field(default=0.25, ge=0, le=1)
+    surges: tuple[FraudSurge, ...] = ()
+
+
 def _default_weekday() -> tuple[float, ...]:
     return (0.97, 0.98, 1.0, 1.04, 1.18, 1.12, 0.71)
 
@@ -115,6 +185,7 @@ class Behaviour(Params):
     income: IncomeParams = IncomeParams()
     lifecycle: LifecycleParams = LifecycleParams()
     term_deposits: TermDepositParams = TermDepositParams()
+    lending: LendingParams = LendingParams()
     salary: SalaryParams = SalaryParams()
     opening: OpeningParams = OpeningParams()
     card_spend: FlowParams = FlowParams(rate_per_day=1.15, mean_amount=Decimal("41.00"), cv=1.4)
@@ -124,6 +195,7 @@ class Behaviour(Params):
     savings_transfer: FlowParams = FlowParams(
         rate_per_day=0.05, mean_amount=Decimal("180.00"), cv=1.0
     )
+    fraud: FraudParams = FraudParams()
     weekday_multipliers: tuple[float, ...] = Field(default_factory=_default_weekday)
     month_multipliers: tuple[float, ...] = Field(default_factory=_default_month)
 
@@ -186,6 +258,42 @@ SOURCES: dict[str, str] = {
     "savings_transfer.rate_per_day": "assumed",
     "savings_transfer.mean_amount": "assumed",
     "savings_transfer.cv": "assumed",
+    "fraud.cnp_rate": "ABS Personal Fraud 2022-23: ~8-9% of people aged 15+ had card fraud in "
+    "a year; AusPayNet: ~90% of card fraud is card-not-present; assumed 5% of members a year",
+    "fraud.cnp_extra_payments": "assumed: a compromised card is tested, then used in a burst",
+    "fraud.cnp_gap_minutes": "assumed",
+    "fraud.cnp_mean_amount": "assumed (AusPayNet: CNP fraud is mostly small online purchases)",
+    "fraud.cnp_cv": "assumed",
+    "fraud.ato_rate": "assumed; ACCC Targeting Scams 2023: remote access and account "
+    "takeover are among the largest scam losses",
+    "fraud.ato_extra_payments": "assumed: a takeover drains an account in a few fast transfers",
+    "fraud.ato_gap_minutes": "assumed",
+    "fraud.ato_drain_share": "assumed",
+    "fraud.ato_payment_cap": "assumed: a typical daily NPP/Osko limit of AUD 10,000",
+    "fraud.app_rate": "assumed; ACCC Targeting Scams 2023: ~AUD 2.7bn reported lost, bank "
+    "transfer the payment method with the largest losses",
+    "fraud.app_mean_amount": "assumed; Scamwatch: median losses to investment and romance "
+    "scams are in the thousands of dollars",
+    "fraud.app_cv": "assumed",
+    "fraud.app_max_payments": "assumed: victims often pay more than once before noticing",
+    "fraud.app_gap_hours": "assumed",
+    "fraud.mule_rate": "assumed; AUSTRAC and AFCX money-mule guidance: members recruited via "
+    "job and romance scams receive and forward victims' money",
+    "fraud.mule_extra_victims": "assumed",
+    "fraud.mule_member_victim_share": "assumed",
+    "fraud.mule_victim_mean_amount": "assumed",
+    "fraud.mule_forward_share": "assumed: a mule keeps ~10% as a fee",
+    "fraud.mule_forward_hours": "assumed: mules are told to forward funds the same day",
+    "fraud.structuring_rate": "assumed; AUSTRAC: structuring cash under AUD 10,000 is a "
+    "common money-laundering typology",
+    "fraud.structuring_extra_deposits": "assumed: three or more deposits over a few days",
+    "fraud.cash_deposit_rate": "assumed; RBA Consumer Payments Survey 2022: cash is ~13% of "
+    "consumer payments and large cash deposits are rare",
+    "fraud.cash_mean_amount": "assumed",
+    "fraud.cash_cv": "assumed",
+    "fraud.recall_floor": "assumed: share of campaigns the rules are expected to catch",
+    "fraud.surges": "none by default; a fraud-spike scenario scripts them",
     "weekday_multipliers": "assumed shape (Friday/Saturday peaks, quiet Sunday) per card data",
     "month_multipliers": "ABS retail trade: December peak, February trough",
+    **{f"lending.{key}": source for key, source in LENDING_SOURCES.items()},
 }

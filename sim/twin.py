@@ -34,7 +34,7 @@ from analysis.invariants import InvariantSuite
 from analysis.kpis import KpiRecorder, KpiRow
 from analysis.report import write_report
 from analysis.verify import snapshot_tables
-from models import savings, term_deposits
+from models import fraud, lending, savings, term_deposits
 from models.lifecycle import LabourForce, grow_prices, grow_wages
 from models.macro import Economy, MacroMonth
 from models.members import Onboarding, member_growth, onboard, setup_tenant
@@ -55,7 +55,12 @@ from turingcore.events import BalanceUpdatedPayload, SealedEvent
 
 EVENT_LOG = "events.sqlite"
 #: Models that plug into a run through `sim.context.RunContext` (lending, fraud, ...).
-EXTENSIONS: tuple[Callable[[RunContext], None], ...] = (savings.attach, term_deposits.attach)
+EXTENSIONS: tuple[Callable[[RunContext], None], ...] = (
+    savings.attach,
+    term_deposits.attach,
+    lending.attach,
+    fraud.attach,
+)
 #: z for a two-sided 99.9% interval: statistical expectations fail by chance
 #: once in a thousand runs, not once in twenty.
 Z_999 = 3.2905

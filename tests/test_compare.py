@@ -351,7 +351,13 @@ def test_real_runs_headline_kpis_are_exact(real_page, small_run, seed8_run) -> N
     assert row_of(headlines, "entries")[1:] == expected["entries"]
     assert row_of(headlines, "rejection rate (of commands)")[1:] == expected["rate"]
     assert "," in expected["deposits"][0]  # thousands separators: AUD 2 million and up
-    assert "| loan book" not in headlines  # no run has lending.csv
+    books = []  # the twin's lending model writes lending.csv: the loan book on the last day
+    for run in (small_run, seed8_run):
+        with (run.dir / "lending.csv").open(newline="") as handle:
+            lending = list(csv.DictReader(handle))
+        end = max(row["date"] for row in lending)
+        books.append(aud_text(sum(int(r["loan_book_cents"]) for r in lending if r["date"] == end)))
+    assert row_of(headlines, "loan book, end (AUD)")[1:] == books
 
 
 def test_verdicts_table_shows_each_invariant_per_run(real_page, small_run) -> None:

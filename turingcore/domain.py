@@ -38,6 +38,7 @@ from turingcore.events import (
     Event,
     LegPosted,
 )
+from turingcore.monitor import MONITOR_EVENT_TYPES
 
 #: Currencies the reference platform books in.
 SUPPORTED_CURRENCIES = frozenset({"AUD", "NZD"})
@@ -609,5 +610,7 @@ def _evolve_rare(tenant: TenantState, event: Event, platform: PlatformState | No
         tenant.accounts[account.account_id] = account
     elif event_type == "LoanFacilityCreated":
         tenant.accounts[payload["accountId"]].last_seq = event.seq
+    elif event_type in MONITOR_EVENT_TYPES:
+        pass  # alerts and reports change no balance, customer or account
     else:
         raise ValueError(f"unknown event type {event_type!r} at seq {event.seq}")

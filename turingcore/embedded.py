@@ -36,6 +36,12 @@ from turingcore.events import (
     SealedEvent,
     canonical_bytes,
 )
+from turingcore.monitor import (
+    FraudAlertPayload,
+    MonitorConfig,
+    ThresholdReportPayload,
+    TransactionMonitor,
+)
 
 Listener = Callable[[str, list[SealedEvent]], None]
 
@@ -102,7 +108,12 @@ class IdempotencyKeys:
 class EmbeddedPlatform:
     """The reference TuringCore in-process: batches in, per-command answers out."""
 
-    def __init__(self, sink: EventSink | None = None, idempotency_days: int = 2) -> None:
+    def __init__(
+        self,
+        sink: EventSink | None = None,
+        idempotency_days: int = 2,
+        monitor: MonitorConfig | None = None,
+    ) -> None:
         if idempotency_days < 1:
             raise ValueError("idempotency_days must be at least 1")
         self.sink = sink
@@ -110,6 +121,9 @@ class EmbeddedPlatform:
         self.platform = PlatformState()
         self.tenants: dict[str, TenantState] = {}
         self.keys: dict[str, IdempotencyKeys] = {}
+        #: the transaction monitor's thresholds (`turingcore.monitor`), one monitor per tenant
+        self.monitor_config = monitor or MonitorConfig()
+        self.monitors: dict[str, TransactionMonitor] = {}
         self.listeners: list[Listener] = []
 
     # ------------------------------------------------------------------ write side
@@ -128,7 +142,11 @@ class EmbeddedPlatform:
         if tenant is None:
             tenant = self.tenants[tenant_id] = TenantState(tenant_id)
             self.keys[tenant_id] = IdempotencyKeys(self.idempotency_days)
+            self.monitors[tenant_id] = TransactionMonitor(
+                tenant.ident, Pending, self.monitor_config
+            )
         keys = self.keys[tenant_id]
+        screen = self.monitors[tenant_id].screen
         platform = self.platform
         sealed: list[SealedEvent] = []
         results: list[CommandResult] = []
@@ -167,6 +185,9 @@ class EmbeddedPlatform:
                 if self.sink is not None:
                     self.sink.rejected(tenant_id, envelope, result)
             else:
+                if envelope.command_type == "PostEntry":
+                    # transaction monitoring: alerts join the command's own events
+                    screen(envelope.timestamp, envelope.payload, decision)
                 first_seq = tenant.seq + 1
                 self._seal(tenant, envelope, decision, append_sealed)
                 result = CommandResult(
@@ -208,6 +229,7 @@ class EmbeddedPlatform:
         sha256 = hashlib.sha256
         encode = canonical_bytes
         balance_type, entry_type = BalanceUpdatedPayload, EntryPostedPayload
+        alert_type, report_type = FraudAlertPayload, ThresholdReportPayload
         seq, head, head_raw, prefix = tenant.seq, tenant.head, tenant.head_raw, tenant.id_prefix
         for pending in decision:
             seq += 1
@@ -233,6 +255,8 @@ class EmbeddedPlatform:
                 account.last_seq = seq
             elif kind is entry_type:
                 tenant.entries += 1
+            elif kind is alert_type or kind is report_type:
+                pass  # the monitor's findings change no state
             else:
                 tenant.seq = seq - 1  # evolve checks the chain order itself
                 evolve(tenant, event, head, self.platform)
