@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import date
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
@@ -79,12 +79,14 @@ def build(platform: EmbeddedPlatform, members: int) -> list[str]:
     return [a.account_id for a in state.accounts.values() if a.kind != "GL"]
 
 
-def entries(accounts: list[str], count: int, seed: int = 1) -> list[Envelope]:
+def entries(accounts: list[str], count: int, seed: int = 1, days: int = 30) -> list[Envelope]:
+    """Card spends and salaries spread evenly over `days` (realistic per-account rates:
+    a fixed timestamp would trip the monitor's card-velocity rule on every account)."""
     rng = np.random.default_rng(seed)
     who = rng.integers(0, len(accounts), count).tolist()
     amount = rng.integers(100, 20000, count).tolist()
     salary = (rng.random(count) < 0.1).tolist()
-    day = date(2025, 7, 1)
+    start = datetime(2025, 7, 1, tzinfo=timezone(timedelta(hours=10)))
     tags = {"channel": "CARD"}
     out = []
     for i in range(count):
@@ -96,8 +98,17 @@ def entries(accounts: list[str], count: int, seed: int = 1) -> list[Envelope]:
             ]
         else:
             legs = [Leg(account, "CREDIT", amount[i]), Leg("GL_CARD_CLEARING", "DEBIT", amount[i])]
+        moment = start + timedelta(seconds=i * days * 86400 // count)
         out.append(
-            _envelope(10**8 + i, "PostEntry", PostEntry(day, day, "AUD", legs, "bench", tags))
+            Envelope(
+                f"cmd-{10**8 + i}",
+                "bench",
+                "PostEntry",
+                ACTOR,
+                moment.isoformat(),
+                PostEntry(moment.date(), moment.date(), "AUD", legs, "bench", tags),
+                f"k-{10**8 + i}",
+            )
         )
     return out
 
