@@ -183,6 +183,9 @@ class Twin:
         summary = self._summary(
             out, invariants, expectations, fingerprint, heads, passed, wall, sim_wall, lag
         )
+        fraud_summary = out / "fraud_summary.json"
+        if fraud_summary.is_file():  # written by models.fraud's finish hook
+            summary["fraud"] = json.loads(fraud_summary.read_text())
         charts = draw_charts(kpis.rows, kpis.rejection_rows, out / "charts")
         (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
         (out / "manifest.json").write_text(
