@@ -78,7 +78,7 @@ def _date_axis(ax: Axes) -> None:
     ax.set_xlabel("Simulated date")
 
 
-def _no_data(ax: Axes, message: str) -> None:
+def no_data(ax: Axes, message: str, fontsize: int = 16) -> None:
     """Turn an axes into a plain message, for runs with nothing to plot."""
     ax.set_axis_off()
     ax.text(
@@ -87,7 +87,7 @@ def _no_data(ax: Axes, message: str) -> None:
         message,
         ha="center",
         va="center",
-        fontsize=16,
+        fontsize=fontsize,
         color="0.35",
         transform=ax.transAxes,
     )
@@ -119,7 +119,7 @@ def _line_chart(
     fig, ax = _figure()
     groups = _by_tenant(kpis)
     if not groups:
-        _no_data(ax, "No KPI rows in this run")
+        no_data(ax, "No KPI rows in this run")
         ax.set_title(title, fontsize=13, loc="left")
         return _save(fig, path)
     colours = _colours(list(groups))
@@ -187,7 +187,7 @@ def postings_chart(kpis: Sequence[KpiRow], path: Path) -> Path:
     fig, ax = _figure()
     groups = _by_tenant(kpis)
     if not groups:
-        _no_data(ax, "No KPI rows in this run")
+        no_data(ax, "No KPI rows in this run")
         ax.set_title(title, fontsize=13, loc="left")
         return _save(fig, path)
     colours = _colours(list(groups))
@@ -235,7 +235,7 @@ def rejections_chart(
     height = max(3.0, min(12.0, 1.2 + 0.55 * len(all_tenants)))
     fig, ax = _figure((FIGSIZE[0], height))
     if grand_total == 0:
-        _no_data(ax, "No rejections in this run (no command was refused)")
+        no_data(ax, "No rejections in this run (no command was refused)")
         ax.set_title(title, fontsize=13, loc="left")
         return _save(fig, path)
     rules = sorted({rule for by_rule in totals.values() for rule in by_rule})

@@ -59,7 +59,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from analysis.charts import DPI, FIGSIZE, ROLLING_DAYS
+from analysis.charts import DPI, FIGSIZE, ROLLING_DAYS, no_data
 from analysis.kpis import KPI_FILE, REJECTIONS_FILE
 from analysis.report import INVARIANTS, aud_text
 
@@ -514,21 +514,6 @@ def _time_axis(ax: Axes, ctx: CompareContext) -> None:
         ax.set_xlabel(label)
 
 
-def _no_data(ax: Axes, message: str) -> None:
-    """An axes that says plainly there is nothing to draw."""
-    ax.set_axis_off()
-    ax.text(
-        0.5,
-        0.5,
-        message,
-        ha="center",
-        va="center",
-        fontsize=14,
-        color="0.35",
-        transform=ax.transAxes,
-    )
-
-
 def _run_legend(fig: Figure, ctx: CompareContext, extra: Sequence[Line2D] = ()) -> None:
     """One legend for the figure: run label -> colour (plus any style keys)."""
     handles = [
@@ -614,7 +599,7 @@ def _overlay(
         scale, unit, yformat = _money_unit(_peak(series))
         ylabel = f"{ylabel} ({unit})"
     if not _plot_runs(ax, ctx, series, scale=scale):
-        _no_data(ax, "No rows in any run")
+        no_data(ax, "No rows in any run", fontsize=14)
         ax.set_title(title, fontsize=13, loc="left")
     else:
         _style(ax, ctx, title, ylabel, yformat, from_zero=from_zero)
@@ -640,12 +625,12 @@ def _small_multiples(
     fig, axes = _figure((FIGSIZE[0], max(4.0, 1.2 + 3.0 * rows)), rows, cols)
     fig.suptitle(title, fontsize=13, x=0.01, ha="left")
     if not panels:
-        _no_data(axes[0], "No rows in any run")
+        no_data(axes[0], "No rows in any run", fontsize=14)
     for ax, (name, series) in zip(axes, panels, strict=False):
         if _plot_runs(ax, ctx, series, scale=scale):
             _style(ax, ctx, name, ylabel, yformat)
         else:
-            _no_data(ax, f"{name}: no rows")
+            no_data(ax, f"{name}: no rows", fontsize=14)
     for ax in axes[len(panels) :]:
         ax.set_axis_off()
     if panels:
@@ -699,7 +684,7 @@ def _draw_postings(ctx: CompareContext, path: Path) -> None:
     series = [_series(_table(r, KPI_FILE), "postings") for r in ctx.runs]
     fig, (ax,) = _figure()
     if not _plot_runs(ax, ctx, series, linewidth=0.7, alpha=0.35):
-        _no_data(ax, "No rows in any run")
+        no_data(ax, "No rows in any run", fontsize=14)
     else:
         means = [
             (
@@ -728,7 +713,7 @@ def _draw_rejection_rate(ctx: CompareContext, path: Path) -> None:
             r7, c7 = _trailing_sum(rejected, ROLLING_DAYS), _trailing_sum(commands, ROLLING_DAYS)
             pooled.append((days, np.where(c7 > 0, 100 * r7 / c7, np.nan)))
     if not _plot_runs(ax, ctx, daily, linewidth=0.7, alpha=0.35):
-        _no_data(ax, "No rows in any run")
+        no_data(ax, "No rows in any run", fontsize=14)
     else:
         _plot_runs(ax, ctx, pooled, linewidth=2.0)
         _style(ax, ctx, title, "Rejection rate (%)", "{x:,.2f}")
@@ -751,7 +736,7 @@ def _draw_rejections_by_rule(ctx: CompareContext, path: Path) -> None:
     rules = sorted({rule for r in rates for rule in r})
     fig, (ax,) = _figure((FIGSIZE[0], max(3.5, 1.5 + 0.5 * len(rules) * len(ctx.runs))))
     if not rules:
-        _no_data(ax, "No rejections in any run (no command was refused)")
+        no_data(ax, "No rejections in any run (no command was refused)", fontsize=14)
         ax.set_title(title, fontsize=13, loc="left")
         _save(fig, path)
         return
@@ -834,7 +819,7 @@ def _draw_defaults_losses(ctx: CompareContext, path: Path) -> None:
     if _plot_runs(left, ctx, defaults):
         _style(left, ctx, "Loans defaulted (count)", "Defaults", "{x:,.0f}")
     else:
-        _no_data(left, "No rows in any run")
+        no_data(left, "No rows in any run", fontsize=14)
     if _plot_runs(right, ctx, losses, scale=scale):
         _style(
             right,
@@ -844,7 +829,7 @@ def _draw_defaults_losses(ctx: CompareContext, path: Path) -> None:
             money_format,
         )
     else:
-        _no_data(right, "No rows in any run")
+        no_data(right, "No rows in any run", fontsize=14)
     _run_legend(fig, ctx)
     _save(fig, path)
 
@@ -858,7 +843,7 @@ def _draw_fraud(ctx: CompareContext, path: Path) -> None:
     drawn = _plot_runs(ax, ctx, lost, scale=scale)
     drawn = _plot_runs(ax, ctx, detected, scale=scale, linestyle="--") or drawn
     if not drawn:
-        _no_data(ax, "No rows in any run")
+        no_data(ax, "No rows in any run", fontsize=14)
         ax.set_title(title, fontsize=13, loc="left")
     else:
         _style(ax, ctx, title, f"Amount ({unit})", money_format)
@@ -885,7 +870,7 @@ def _draw_macro(ctx: CompareContext, path: Path) -> None:
         if _plot_runs(ax, ctx, series):
             _style(ax, ctx, name, ylabel, fmt, from_zero=name != "House price index")
         else:
-            _no_data(ax, f"{name}: no rows")
+            no_data(ax, f"{name}: no rows", fontsize=14)
     _run_legend(fig, ctx)
     _save(fig, path)
 
