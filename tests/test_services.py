@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from services import in_ci, service_missing
 
 
