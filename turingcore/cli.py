@@ -6,9 +6,13 @@ names the option or the setting), 1 when a check it runs fails.
 
 from __future__ import annotations
 
-from typing import NoReturn
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
 
 import typer
+
+from turingcore import auth
 
 app = typer.Typer(
     name="turingcore",
@@ -25,6 +29,109 @@ def fail(message: str, code: int = 2) -> NoReturn:
     """Print `turingcore: error: message` to stderr and exit with `code`."""
     typer.echo(f"turingcore: error: {message}", err=True)
     raise typer.Exit(code)
+
+
+# the defaults are turingcore.service's DEFAULT_MAX_*_BYTES (not imported: FastAPI is slow to load)
+BodyOption = typer.Option(help="largest single-command body in bytes (413 above)", min=1024)
+BatchOption = typer.Option(help="largest batch body in bytes (413 above)", min=1024)
+
+
+@app.command()
+def serve(
+    store: Annotated[
+        str, typer.Option(help="`memory`, or a postgresql:// URL (the PostgreSQL store)")
+    ] = "memory",
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on", min=1, max=65535)] = 8080,
+    jwt_secret_file: Annotated[
+        Path | None,
+        typer.Option(help=f"HS256 shared secret (else env {auth.SECRET_ENV}); >= 32 bytes"),
+    ] = None,
+    jwt_public_key_file: Annotated[
+        Path | None,
+        typer.Option(help="verify RS256 tokens with this public key (PEM) instead of HS256"),
+    ] = None,
+    jwt_issuer: Annotated[str, typer.Option(help="required `iss`")] = auth.DEFAULT_ISSUER,
+    jwt_audience: Annotated[str, typer.Option(help="required `aud`")] = auth.DEFAULT_AUDIENCE,
+    max_body_bytes: Annotated[int, BodyOption] = 65_536,
+    max_batch_bytes: Annotated[int, BatchOption] = 16_777_216,
+    access_log: Annotated[bool, typer.Option(help="log every request (uvicorn)")] = False,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+) -> None:
+    """Serve the contract's HTTP API (FastAPI on uvicorn) over a store."""
+    import uvicorn
+
+    from turingcore.service import StoreError, create_app, open_store
+
+    config = _auth_config(jwt_secret_file, jwt_public_key_file, jwt_issuer, jwt_audience)
+    try:
+        ledger = open_store(store)
+    except StoreError as exc:
+        fail(str(exc))
+    except Exception as exc:  # noqa: BLE001 - any failure to open the store is a bad setting
+        fail(f"cannot open the store {store!r}: {type(exc).__name__}: {exc}")
+    try:
+        app_ = create_app(
+            ledger, config, max_body_bytes=max_body_bytes, max_batch_bytes=max_batch_bytes
+        )
+        uvicorn.run(
+            app_,
+            host=host,
+            port=port,
+            log_level=log_level,
+            access_log=access_log,
+            ws="none",
+            lifespan="off",
+        )
+    finally:
+        ledger.close()
+
+
+def _auth_config(
+    secret_file: Path | None, public_key_file: Path | None, issuer: str, audience: str
+) -> auth.AuthConfig:
+    """The service's token check from the options; exit 2 on anything unusable."""
+    try:
+        if public_key_file is not None:
+            key = auth.read_key_file(public_key_file, "--jwt-public-key-file")
+            config = auth.AuthConfig(key, issuer, audience, algorithm="RS256")
+            auth.TokenVerifier(config)  # loads the key: fail now, not on the first request
+            return config
+        return auth.AuthConfig(auth.read_secret(secret_file), issuer, audience)
+    except auth.ConfigError as exc:
+        fail(str(exc))
+
+
+@app.command()
+def token(
+    tenant: Annotated[str, typer.Option(help="the tenantId claim")],
+    ttl: Annotated[int, typer.Option(help="lifetime in seconds", min=1)] = 3600,
+    secret_file: Annotated[
+        Path | None, typer.Option(help=f"HS256 shared secret (else env {auth.SECRET_ENV})")
+    ] = None,
+    private_key_file: Annotated[
+        Path | None, typer.Option(help="sign RS256 with this private key (PEM) instead")
+    ] = None,
+    issuer: Annotated[str, typer.Option(help="the token's `iss`")] = auth.DEFAULT_ISSUER,
+    audience: Annotated[str, typer.Option(help="the token's `aud`")] = auth.DEFAULT_AUDIENCE,
+) -> None:
+    """Print a bearer token for one tenant (for the local stack and the twin)."""
+    if not tenant:
+        fail("--tenant must not be empty")
+    try:
+        if private_key_file is not None:
+            key = auth.read_key_file(private_key_file, "--private-key-file")
+            algorithm: auth.Algorithm = "RS256"
+        else:
+            key, algorithm = auth.read_secret(secret_file), "HS256"
+        minted = auth.issue_token(
+            tenant, key, issuer=issuer, audience=audience, ttl_seconds=ttl, algorithm=algorithm
+        )
+    except auth.ConfigError as exc:
+        fail(str(exc))
+    except ValueError as exc:  # a private key PyJWT cannot use
+        fail(f"--private-key-file: {exc}")
+    sys.stdout.write(minted + "\n")
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -10,6 +10,15 @@ Construction in Python does not validate (msgspec Structs are cheap to build,
 which matters on the hot path); `decode_envelope` validates everything a
 client can get wrong, and the domain (`turingcore.domain`) enforces the
 business rules on every command however it arrived.
+
+`decode_envelope` has two paths. The *reference* path (`json.loads` with exact
+Decimals, money converted by `MONEY_FIELDS`, then `msgspec.convert`) is the
+authority: it defines what is accepted and every `WireError` message. A *fast*
+path (one typed msgspec decode of a PostEntry, money read from the number's
+own text) handles the common well-formed entry in a fraction of the time and
+gives up, without judging, on anything it is not sure of; the reference path
+then decides. So the fast path can only ever accept what the reference path
+accepts, with the same result (tests/test_contract.py checks both agree).
 """
 
 from __future__ import annotations
@@ -24,13 +33,24 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta, Struct
 
-from turingcore.money import MoneyError, format_cents, parse_cents
+from turingcore.money import MAX_CENTS, MoneyError, format_cents, parse_cents
 
 UPPER_SNAKE = r"^[A-Z][A-Z0-9]*(_[A-Z0-9]+)*$"
 E164 = r"^\+[1-9][0-9]{6,14}$"
 ID_TEXT = Annotated[str, Meta(min_length=1, max_length=128)]
 NAME_TEXT = Annotated[str, Meta(min_length=1, max_length=200)]
-Cents = int
+#: Money inside (integer cents); on the wire a JSON decimal number with at most two places.
+Cents = Annotated[
+    int,
+    Meta(
+        extra_json_schema={
+            "type": "number",
+            "minimum": 0,
+            "multipleOf": 0.01,
+            "description": "an exact decimal amount, at most two places (integer cents inside)",
+        }
+    ),
+]
 
 CommandType = Literal["CreateTenant", "UpsertProduct", "CreateCustomer", "OpenAccount", "PostEntry"]
 ProductType = Literal["DEPOSIT", "LOAN", "TERM_DEPOSIT", "CREDIT_CARD"]
@@ -145,7 +165,17 @@ class OpenAccount(_Wire):
 class Leg(_Wire, frozen=True, gc=False):
     account_id: ID_TEXT
     direction: Direction
-    amount: Cents
+    amount: Annotated[
+        int,
+        Meta(
+            extra_json_schema={
+                "type": "number",
+                "exclusiveMinimum": 0,
+                "multipleOf": 0.01,
+                "description": "an exact decimal amount above zero, at most two places",
+            }
+        ),
+    ]
 
 
 class PostEntry(_Wire):
@@ -300,18 +330,38 @@ def _check_timestamp(text: str) -> None:
 _MSGSPEC_PATH = re.compile(r"at `\$(?P<path>[^`]*)`")
 
 
-def decode_envelope(data: bytes | str) -> Envelope:
+def decode_envelope(data: bytes | str | msgspec.Raw) -> Envelope:
     """Parse and validate one command envelope from JSON, money exactly.
+
+    Tries the fast path first (a well-formed PostEntry), then the reference
+    path, which alone decides what is refused and how the error reads.
 
     Raises:
         WireError: naming the field, for anything a client can get wrong.
     """
-    try:
-        raw = json.loads(data, parse_float=Decimal, parse_constant=_nonfinite)
-    except WireError:
-        raise
-    except (ValueError, RecursionError) as exc:
-        raise WireError("", f"body is not valid JSON: {exc}") from None
+    fast = _fast_post_entry(data)
+    if fast is not None:
+        return fast
+    return decode_envelope_reference(data)
+
+
+def decode_envelope_reference(data: bytes | str | msgspec.Raw) -> Envelope:
+    """The reference decoder: exact Decimals from `json`, then `envelope_from_json`.
+
+    Raises:
+        WireError: naming the field, for anything a client can get wrong.
+    """
+    raw = _UNTYPED.decode(data)
+    if raw is _MALFORMED:
+        # msgspec refuses what json accepts as NaN/Infinity (named by the
+        # money check) and words its errors differently: json has the last word.
+        text = data if isinstance(data, str | bytes | bytearray) else bytes(data)
+        try:
+            raw = json.loads(text, parse_float=Decimal, parse_constant=_nonfinite)
+        except WireError:
+            raise
+        except (ValueError, RecursionError) as exc:
+            raise WireError("", f"body is not valid JSON: {exc}") from None
     return envelope_from_json(raw)
 
 
@@ -358,6 +408,131 @@ def _convert(node: Any, kind: type[Any], prefix: str) -> Any:
         field = ".".join(part for part in (prefix, inner) if part)
         message = _MSGSPEC_PATH.sub("", text).strip().rstrip("-").strip()
         raise WireError(field, message) from None
+
+
+# --------------------------------------------------------------------------- fast path
+
+_MALFORMED = object()
+
+
+class _UntypedDecoder:
+    """JSON to builtins with exact Decimals (msgspec), or `_MALFORMED` when msgspec refuses.
+
+    Equal to `json.loads(parse_float=Decimal)` on every document msgspec
+    accepts (numbers with a fraction or exponent become `Decimal` of their
+    text, the last of duplicate keys wins); anything else goes to `json`.
+    """
+
+    __slots__ = ("_decode",)
+
+    def __init__(self) -> None:
+        self._decode = msgspec.json.Decoder(float_hook=Decimal).decode
+
+    def decode(self, data: bytes | str | msgspec.Raw) -> Any:
+        try:
+            return self._decode(data)
+        except (ValueError, RecursionError, TypeError):  # DecodeError is a ValueError
+            return _MALFORMED
+
+
+_UNTYPED = _UntypedDecoder()
+
+
+class _NumberText(str):
+    """The text of a JSON number with a fraction or exponent, as msgspec read it.
+
+    A distinct type so a JSON *string* holding digits is never taken for money.
+    """
+
+    __slots__ = ()
+
+
+class _FastLeg(_Wire, frozen=True, gc=False):
+    account_id: ID_TEXT
+    direction: Direction
+    amount: Any
+
+
+class _FastPostEntry(_Wire, gc=False):
+    booking_date: date
+    value_date: date
+    currency: Annotated[str, Meta(pattern=r"^[A-Z]{3}$")]
+    legs: Annotated[list[_FastLeg], Meta(min_length=2, max_length=100)]
+    narrative: Annotated[str, Meta(max_length=500)]
+    tags: dict[str, str] | None = None
+    metadata: dict[str, str | int] | None = None
+
+
+class _FastPostEnvelope(_Wire, gc=False):
+    command_id: ID_TEXT
+    tenant_id: ID_TEXT
+    command_type: Literal["PostEntry"]
+    actor: Actor
+    timestamp: str
+    payload: _FastPostEntry
+    idempotency_key: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
+
+
+_FAST_POST = msgspec.json.Decoder(_FastPostEnvelope, float_hook=_NumberText)
+_MAX_WHOLE_UNITS = MAX_CENTS // 100
+
+
+def _fast_leg_cents(amount: Any) -> int | None:
+    """Cents of a leg amount the reference path surely accepts as-is, else None.
+
+    Only plain positive integers and `digits.d` / `digits.dd` numbers are
+    read here; exponents, signs, longer fractions and everything else are
+    left to `parse_cents` on the reference path.
+    """
+    kind = type(amount)
+    if kind is int:
+        return amount * 100 if 0 < amount <= _MAX_WHOLE_UNITS else None
+    if kind is not _NumberText:
+        return None
+    whole, dot, fraction = amount.partition(".")
+    if not dot or not 1 <= len(fraction) <= 2 or not (whole.isdigit() and fraction.isdigit()):
+        return None
+    cents = int(whole) * 100 + int(fraction) * (10 if len(fraction) == 1 else 1)
+    return cents if 0 < cents <= MAX_CENTS else None
+
+
+def _fast_post_entry(data: bytes | str | msgspec.Raw) -> Envelope | None:
+    """A well-formed PostEntry decoded in one typed pass, or None to defer to the reference."""
+    try:
+        wire = _FAST_POST.decode(data)
+    except (ValueError, RecursionError, TypeError):  # DecodeError is a ValueError
+        return None
+    payload = wire.payload
+    legs = []
+    for leg in payload.legs:
+        cents = _fast_leg_cents(leg.amount)
+        if cents is None:
+            return None
+        legs.append(Leg(leg.account_id, leg.direction, cents))
+    timestamp = wire.timestamp
+    try:
+        moment = datetime.fromisoformat(timestamp)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        return None
+    return Envelope(
+        wire.command_id,
+        wire.tenant_id,
+        "PostEntry",
+        wire.actor,
+        timestamp,
+        PostEntry(
+            payload.booking_date,
+            payload.value_date,
+            payload.currency,
+            legs,
+            payload.narrative,
+            payload.tags,
+            payload.metadata,
+        ),
+        wire.idempotency_key,
+    )
 
 
 def _deep_copy(node: Any) -> Any:
