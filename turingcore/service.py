@@ -799,11 +799,29 @@ def _drop_pydantic_validation_errors(document: dict[str, Any]) -> None:
                 del operation["responses"]["422"]
 
 
+def _money_as_numbers(node: Any) -> None:
+    """Money fields are integer cents inside but decimal numbers on the wire.
+
+    msgspec keeps `"type": "integer"` for an `int` even under `extra_json_schema`,
+    so the money marker (`multipleOf: 0.01`, from `turingcore.contract.Cents`)
+    is turned into `"type": "number"` here.
+    """
+    if isinstance(node, dict):
+        if node.get("multipleOf") == 0.01:
+            node["type"] = "number"
+        for value in node.values():
+            _money_as_numbers(value)
+    elif isinstance(node, list):
+        for value in node:
+            _money_as_numbers(value)
+
+
 def contract_schemas() -> dict[str, Any]:
     """JSON Schema components of the envelope, the five payloads and the answers."""
     _, components = msgspec.json.schema_components(
         _DOC_TYPES, ref_template="#/components/schemas/{name}"
     )
+    _money_as_numbers(components)
     components["Envelope"]["properties"]["payload"] = {
         "oneOf": [_ref(kind.__name__) for kind in PAYLOAD_TYPES.values()],
         "description": "the payload of `commandType`",
