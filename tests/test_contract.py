@@ -15,7 +15,9 @@ from turingcore.contract import (
     CommandResult,
     Envelope,
     WireError,
+    _fast_post_entry,
     decode_envelope,
+    decode_envelope_reference,
     encode_envelope,
     envelope_from_json,
 )
@@ -482,3 +484,76 @@ def test_command_result_json_follows_the_contract() -> None:
     }
     bad = CommandResult("c3", "REJECTED", "c3", "t", rule="x", error="BAD_REQUEST", message="m")
     assert bad.to_json() == {"error": "BAD_REQUEST", "message": "m", "details": {"rule": "x"}}
+
+
+# --------------------------------------------------------------------------- fast path
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["12.30", "12.3", "1", "7E+1", "1.000", "0.01", "9999999999999.99", "10000000000000", "1e2"],
+)
+def test_fast_and_reference_decoders_agree_on_well_formed_entries(text: str) -> None:
+    """Every well-formed PostEntry decodes to the same Envelope on both paths."""
+    body = with_amount(text)
+    assert decode_envelope(body) == decode_envelope_reference(body)
+    assert decode_envelope(body.encode()) == decode_envelope_reference(body.encode())
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "0.001",
+        "1.101",
+        "1e999",
+        "-1",
+        "-0.50",
+        "0",
+        "0.00",
+        '"12.30"',
+        "true",
+        "null",
+        "NaN",
+        "Infinity",
+        "10000000000000.01",
+        "123456789012345678901234567.001",
+        "[1]",
+        '{"v": 1}',
+    ],
+)
+def test_fast_and_reference_decoders_refuse_alike(text: str) -> None:
+    """Anything the reference refuses, decode_envelope refuses with the same field and reason."""
+    body = with_amount(text)
+    with pytest.raises(WireError) as reference:
+        decode_envelope_reference(body)
+    with pytest.raises(WireError) as fast:
+        decode_envelope(body)
+    assert (fast.value.field, fast.value.reason) == (reference.value.field, reference.value.reason)
+
+
+def test_the_fast_path_takes_plain_entries_and_defers_the_rest() -> None:
+    """Plain PostEntries are decoded in one pass; other commands and odd amounts are deferred.
+
+    Deferring is always safe (the reference decides); this pins that the common
+    case really is fast, so the speed-up cannot silently disappear.
+    """
+    plain = with_amount("12.30")
+    assert _fast_post_entry(plain) == decode_envelope_reference(plain)
+    for deferred in (
+        with_amount("1E+1"),
+        with_amount("1.000"),
+        with_amount('"1.00"'),
+        json.dumps(wire("PostEntry", post_entry(1), timestamp="2025-07-01T09:00:00")),
+        dumps(wire("CreateCustomer", create_customer())),
+    ):
+        assert _fast_post_entry(deferred) is None
+
+
+def test_duplicate_keys_take_the_last_value_on_both_paths() -> None:
+    """A repeated key means the same on both paths (the last one wins, as json does)."""
+    body = with_amount("1.00").replace(
+        '"narrative": "salary"', '"narrative": "a", "narrative": "b"'
+    )
+    assert body.count('"narrative"') == 2
+    assert decode_envelope(body).payload.narrative == "b"
+    assert decode_envelope_reference(body).payload.narrative == "b"

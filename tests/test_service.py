@@ -72,7 +72,9 @@ def ledger_factory(request: pytest.FixtureRequest) -> Callable[[], Ledger]:
 @contextmanager
 def running(app: Any) -> Iterator[str]:
     """Serve `app` with uvicorn in a thread on a free loopback port; yields its base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # proto IPPROTO_TCP (not 0) so asyncio sets TCP_NODELAY on accepted connections;
+    # without it every answer written in two parts waits ~40 ms for a delayed ACK
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(app, log_level="warning", ws="none", lifespan="off")
