@@ -5,11 +5,14 @@ are the shapes of the shells around it, so the HTTP service
 (`turingcore.service`) serves any of them and the Kafka relay
 (`turingcore.relay`) drains any outbox:
 
-- `Ledger`: what the service calls. `turingcore.embedded.EmbeddedPlatform`
-  (in memory, with `RetainedEvents` so the read API can page events) and
-  `turingcore.pgstore.PostgresLedger` (PostgreSQL, row-level security)
-  implement it. The caller has already authenticated the tenant: every method
-  takes it as its first argument and never reads it from a body.
+- `Ledger`: what the service calls. `turingcore.memledger.MemoryLedger`
+  (an `EmbeddedPlatform` with locks and `RetainedEvents`, so the read API can
+  page events) and `turingcore.pgstore.PostgresLedger` (PostgreSQL,
+  row-level security) implement it. The service runs it from a thread pool,
+  so an implementation must be thread-safe; it may also offer `ready()`
+  (truthy when reachable; `/readyz` is 503 when it is falsy or raises).
+  The caller has already authenticated the tenant: every method takes it
+  as its first argument and never reads it from a body.
 - `Outbox`: what the relay reads. Every sealed event is written to an outbox
   row in the same transaction as the ledger; the relay publishes rows in seq
   order per tenant and marks them sent only after the broker acknowledged
@@ -44,13 +47,21 @@ class Ledger(Protocol):
         ...
 
     def customers(self, tenant_id: str, limit: int = 50, offset: int = 0) -> dict[str, Any]:
-        """`{customers: [CustomerSummary], total, limit, offset}` for this tenant only."""
+        """`{customers: [CustomerSummary], total, limit, offset}` for this tenant only.
+
+        Raises:
+            NotFound: the tenant does not exist (yet).
+        """
         ...
 
     def accounts(
         self, tenant_id: str, customer_id: str | None = None, limit: int = 50, offset: int = 0
     ) -> dict[str, Any]:
-        """`{accounts: [AccountSummary], total}` for this tenant only (balances as decimals)."""
+        """`{accounts: [AccountSummary], total}` for this tenant only (balances as decimals).
+
+        Raises:
+            NotFound: the tenant does not exist, or `customer_id` is not its customer.
+        """
         ...
 
     def account_events(self, tenant_id: str, account_id: str, limit: int = 100) -> list[bytes]:
