@@ -797,6 +797,32 @@ def test_readiness_fails_when_the_ledger_is_not_reachable(answer: bool | None) -
         assert client.get("/healthz").status_code == 200
 
 
+class _FailingLedger(MemoryLedger):
+    """A store that fails every write (a bug, or the database gone mid-request)."""
+
+    def submit(self, tenant_id: str, commands: Any) -> Any:
+        raise RuntimeError("disk on fire")
+
+
+def test_a_failing_ledger_is_a_json_500_and_counted() -> None:
+    """An exception inside the ledger: a JSON 500 without internals, counted under its route."""
+    app = create_app(_FailingLedger(), AuthConfig(SECRET, ISSUER, AUDIENCE))
+    with running(app) as url, httpx.Client(base_url=url) as client:
+        answer = client.post(
+            "/v1/tenants/f/commands",
+            content=encode_envelope(Commands("f").create_tenant("F")),
+            headers={"Authorization": f"Bearer {token_for('f')}"},
+        )
+        assert answer.status_code == 500
+        assert answer.json()["error"] == "INTERNAL"
+        assert "disk on fire" not in answer.text
+        metrics = client.get("/metrics").text
+    assert (
+        'turingcore_http_requests_total{method="POST",route="/v1/tenants/{tenantId}/commands",'
+        'status="500"} 1.0' in metrics
+    )
+
+
 def scrape(server: Server) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """/metrics as {(sample name, sorted labels): value}."""
     text = server.http.get("/metrics").text
@@ -867,6 +893,11 @@ def test_openapi_documents_the_contract_bodies(server: Server) -> None:
     body = command["requestBody"]["content"]["application/json"]["schema"]
     assert body == {"$ref": "#/components/schemas/Envelope"}
     assert set(command["responses"]) >= {"202", "400", "401", "404", "413", "422"}
+    for operations in (paths[p] for p in paths if p.startswith("/v1/tenants/{tenantId}")):
+        for operation in operations.values():
+            names = {(p["name"], p["in"]) for p in operation["parameters"]}
+            assert ("tenantId", "path") in names
+            assert operation["security"] == [{"HTTPBearer": []}]
     schemas = document["components"]["schemas"]
     payload = schemas["Envelope"]["properties"]["payload"]["oneOf"]
     assert {ref["$ref"].rsplit("/", 1)[1] for ref in payload} == {

@@ -30,6 +30,7 @@ and each tenant's chain length (events) as last answered.
 """
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -37,7 +38,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 import msgspec
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
@@ -73,6 +74,7 @@ DEFAULT_MAX_BATCH_BYTES = 16 * 1024 * 1024
 MAX_BATCH_COMMANDS = 5000
 MAX_PAGE = 1000
 JSON = "application/json"
+log = logging.getLogger("turingcore.service")
 
 _ENCODE = msgspec.json.Encoder(decimal_format="number").encode
 _NOT_FOUND_MESSAGE = "no such tenant, or nothing of it at this path"
@@ -352,7 +354,12 @@ class ServiceMetrics:
 
 
 class _Instrument:
-    """ASGI middleware: request counts and latency by route template (not raw path)."""
+    """ASGI middleware: request counts and latency by route template (not raw path).
+
+    It also turns an unexpected exception into a JSON 500 (logged with its
+    traceback) instead of letting it reach uvicorn, which would drop the
+    keep-alive connection under the client's feet.
+    """
 
     def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
         self.app = app
@@ -367,22 +374,40 @@ class _Instrument:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = time.perf_counter()
+        clock = time.perf_counter()
         status = 500
+        answering = False
 
         async def send_status(message: Any) -> None:
-            nonlocal status
+            nonlocal status, answering
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, answering = message["status"], True
             await send(message)
 
         try:
             await self.app(scope, receive, send_status)
+        except Exception:
+            if answering:  # half an answer is out: nothing sane is left to send
+                raise
+            log.exception("unhandled error answering %s %s", scope["method"], scope["path"])
+            status = 500
+            await _send_internal_error(send)
         finally:
             route = getattr(scope.get("route"), "path", None) or "unmatched"
             method = scope["method"]
             self.metrics.requests.labels(route, method, str(status)).inc()
-            self.metrics.latency.labels(route, method).observe(time.perf_counter() - started)
+            self.metrics.latency.labels(route, method).observe(time.perf_counter() - clock)
+
+
+_INTERNAL = _ENCODE(
+    {"error": "INTERNAL", "message": "the service failed; see its log", "details": {}}
+)
+
+
+async def _send_internal_error(send: Callable[[Any], Awaitable[None]]) -> None:
+    headers = [(b"content-type", JSON.encode()), (b"content-length", str(len(_INTERNAL)).encode())]
+    await send({"type": "http.response.start", "status": 500, "headers": headers})
+    await send({"type": "http.response.body", "body": _INTERNAL})
 
 
 # --------------------------------------------------------------------------- the service
@@ -576,6 +601,7 @@ def create_app(
 
     async def caller(
         request: Request,
+        tenantId: Annotated[str, Path(description="the tenant; must be the token's")],  # noqa: N803
         _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> str:
         """The authenticated tenant, which must be the path's (401 / 404 otherwise)."""
@@ -589,7 +615,7 @@ def create_app(
                 exc.message,
                 headers={"WWW-Authenticate": exc.challenge()},
             ) from None
-        if tenant != request.path_params.get("tenantId"):
+        if tenant != tenantId:
             metrics.refused_callers.labels("other_tenant").inc()
             raise not_found(request.url.path)
         return tenant
