@@ -482,17 +482,22 @@ def _fast_leg_cents(amount: Any) -> int | None:
 
     Only plain positive integers and `digits.d` / `digits.dd` numbers are
     read here; exponents, signs, longer fractions and everything else are
-    left to `parse_cents` on the reference path.
+    left to `parse_cents` on the reference path. The text is a valid JSON
+    number (msgspec only hands those to the float hook), so without a sign
+    or an exponent it is digits, a dot and digits.
     """
     kind = type(amount)
     if kind is int:
         return amount * 100 if 0 < amount <= _MAX_WHOLE_UNITS else None
-    if kind is not _NumberText:
+    if kind is not _NumberText or amount[0] == "-" or "e" in amount or "E" in amount:
         return None
-    whole, dot, fraction = amount.partition(".")
-    if not dot or not 1 <= len(fraction) <= 2 or not (whole.isdigit() and fraction.isdigit()):
+    places = len(amount) - amount.find(".") - 1
+    if places == 2:
+        cents = int(amount.replace(".", ""))
+    elif places == 1:
+        cents = int(amount.replace(".", "")) * 10
+    else:
         return None
-    cents = int(whole) * 100 + int(fraction) * (10 if len(fraction) == 1 else 1)
     return cents if 0 < cents <= MAX_CENTS else None
 
 
