@@ -6,6 +6,7 @@ names the option or the setting), 1 when a check it runs fails.
 
 from __future__ import annotations
 
+import gc
 import sys
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -31,6 +32,8 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
+#: Young-generation GC threshold of `turingcore serve` (CPython's default is 700).
+YOUNG_GC_THRESHOLD = 100_000
 # the defaults are turingcore.service's DEFAULT_MAX_*_BYTES (not imported: FastAPI is slow to load)
 BodyOption = typer.Option(help="largest single-command body in bytes (413 above)", min=1024)
 BatchOption = typer.Option(help="largest batch body in bytes (413 above)", min=1024)
@@ -70,6 +73,11 @@ def serve(
         fail(str(exc))
     except Exception as exc:  # noqa: BLE001 - any failure to open the store is a bad setting
         fail(f"cannot open the store {store!r}: {type(exc).__name__}: {exc}")
+    # A batch of 2,000 envelopes in flight makes the cyclic GC's young collections
+    # rescan thousands of containers again and again (~20-30% of a memory-store batch,
+    # measured with benchmarks/bench_http.py); reference counting frees them anyway.
+    young, older, oldest = gc.get_threshold()
+    gc.set_threshold(max(young, YOUNG_GC_THRESHOLD), older, oldest)
     try:
         app_ = create_app(
             ledger, config, max_body_bytes=max_body_bytes, max_batch_bytes=max_batch_bytes
