@@ -111,8 +111,8 @@ from turingcore.domain import Pending, TenantState, evolve
 from turingcore.embedded import EmbeddedPlatform, IdempotencyKeys
 from turingcore.events import GENESIS_HASH, GENESIS_RAW, Event, SealedEvent
 from turingcore.ledger import NotFound, OutboxRow
-from turingcore.monitor import MONITOR_EVENT_TYPES, MonitorConfig, TransactionMonitor
 from turingcore.money import format_cents
+from turingcore.monitor import MONITOR_EVENT_TYPES, MonitorConfig, TransactionMonitor
 
 SCHEMA = "turingcore"
 OWNER_ROLE = "turingcore_owner"
@@ -416,7 +416,8 @@ def catalogue_problems(
 def _has_any_privilege(conn: psycopg.Connection, role: str, oid: int) -> bool:
     row = conn.execute(
         "SELECT pg_catalog.has_table_privilege(%s, %s::oid, %s)"
-        " OR pg_catalog.has_any_column_privilege(%s, %s::oid, 'SELECT, INSERT, UPDATE, REFERENCES')",
+        " OR pg_catalog.has_any_column_privilege(%s, %s::oid,"
+        " 'SELECT, INSERT, UPDATE, REFERENCES')",
         (role, oid, _ALL_PRIVILEGES, role, oid),
     ).fetchone()
     return bool(row[0])
@@ -531,7 +532,9 @@ class _Capture:
     def rejected(self, tenant_id: str, envelope: Envelope, result: CommandResult) -> None:
         self.refused.setdefault(tenant_id, []).append((envelope, result))
 
-    def take(self, tenant_id: str) -> tuple[list[SealedEvent], list[tuple[Envelope, CommandResult]]]:
+    def take(
+        self, tenant_id: str
+    ) -> tuple[list[SealedEvent], list[tuple[Envelope, CommandResult]]]:
         return self.sealed.pop(tenant_id, []), self.refused.pop(tenant_id, [])
 
     def close(self) -> None:
@@ -920,9 +923,7 @@ class PostgresLedger:
         """STORE: the batch's events, outbox row, read model, answers and refusals."""
         if sealed:
             state = self.cache.tenants[tenant_id]
-            with cur.copy(
-                "COPY pg_temp.tc_events_in FROM STDIN (FORMAT BINARY)"
-            ) as copy:
+            with cur.copy("COPY pg_temp.tc_events_in FROM STDIN (FORMAT BINARY)") as copy:
                 copy.set_types(_EVENT_TYPES)
                 write = copy.write_row
                 for item in sealed:
