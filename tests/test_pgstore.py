@@ -1062,6 +1062,24 @@ def test_a_mixed_command_stream_gives_the_embedded_answers_and_bytes(
     assert rules == {"VELOCITY", "NEW_PAYEE_LARGE", "STRUCTURING"}
 
 
+def test_quotes_tabs_and_backslashes_in_ids_are_stored_exactly(
+    pg_database: PgDatabase, new_tenant: Callable[[], tuple[str, str]]
+) -> None:
+    """Client-chosen text (tenant, command ids, keys, timestamps) with COPY's and SQL's
+    special characters round-trips byte for byte, replays included."""
+    tenant_tag, code = new_tenant()
+    tenant = f"{tenant_tag}-o'd\"d\\\t"
+    with PostgresLedger(pg_database.dsn) as ledger:
+        twins = Twins([ledger])
+        cmd = Commands(tenant, tag="q'\t\\n\n%s")
+        twins.submit(tenant, [cmd.create_tenant(code, key="k\t\\'\"\n"), cmd.product()])
+        twins.submit(tenant, [cmd.customer(1, key="\\N")])
+        (customer,) = twins.ids(tenant, "customers")
+        twins.submit(tenant, [cmd.open_account(customer, "SAVER", 700, key="\\.")])
+        twins.submit(tenant, [cmd.create_tenant(code, key="k\t\\'\"\n")])  # a replay
+        twins.assert_same(tenant)
+
+
 def test_an_idempotent_replay_returns_the_first_answer_and_writes_nothing(
     pg_database: PgDatabase, pg_ledger: PostgresLedger, new_tenant: Callable[[], tuple[str, str]]
 ) -> None:

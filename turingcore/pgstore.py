@@ -79,7 +79,9 @@ transaction monitor is stateful. For each batch, in one transaction:
 5. write events (binary COPY into a session temp table, then one INSERT ...
    SELECT: COPY FROM is refused on tables with row security, and the INSERT
    applies WITH CHECK to every row), the outbox row, the read model (one
-   UPDATE ... FROM unnest for balances), idempotency answers and refusals;
+   UPDATE ... FROM json_to_recordset for every balance the batch moved: one
+   JSON text parameter, since psycopg dumps Python lists into arrays element
+   by element in Python), idempotency answers (COPY as well) and refusals;
    move the chain head; commit.
 
 On any failure the tenant is evicted from the cache, so the next batch
@@ -558,19 +560,6 @@ class _OutboxLine(msgspec.Struct):
 
 _DECODE_LINE = msgspec.json.Decoder(_OutboxLine)
 
-_EVENT_COLUMNS = (
-    "tenant_id",
-    "seq",
-    "event_id",
-    "event_type",
-    "entity_id",
-    "occurred_at",
-    "causation_id",
-    "prev_hash",
-    "hash",
-    "canonical",
-)
-_EVENT_TYPES = ["text", "int8", "text", "text", "text", "text", "text", "text", "text", "bytea"]
 _KEY_COLUMNS = (
     "tenant_id",
     "idempotency_key",
@@ -586,6 +575,9 @@ _KEY_COLUMNS = (
     "last_seq",
 )
 _KEY_TYPES = ["text"] * 10 + ["int8", "int8"]
+_EVENT_TYPES = ["text", "int8", "text", "text", "text", "text", "text", "text", "text", "bytea"]
+_ENCODE_JSON = msgspec.json.Encoder()
+
 
 _TEMP_TABLES = f"""
 CREATE TEMP TABLE IF NOT EXISTS tc_events_in (
@@ -875,8 +867,9 @@ class PostgresLedger:
             for row in cur.execute(
                 "SELECT idempotency_key, key_day, command_id, status, correlation_id, accepted_at,"
                 " rule, error, message, first_seq, last_seq FROM turingcore.idempotency"
-                " WHERE tenant_id = %s AND idempotency_key = ANY(%s)",
-                (tenant_id, list(keys)),
+                " WHERE tenant_id = %s AND idempotency_key = ANY(ARRAY("
+                " SELECT json_array_elements_text(%s::json)))",
+                (tenant_id, _ENCODE_JSON.encode(list(keys)).decode()),
             )
         }
         if not stored:
@@ -923,11 +916,13 @@ class PostgresLedger:
         """STORE: the batch's events, outbox row, read model, answers and refusals."""
         if sealed:
             state = self.cache.tenants[tenant_id]
+            envelopes = []
+            add_envelope = envelopes.append
             with cur.copy("COPY pg_temp.tc_events_in FROM STDIN (FORMAT BINARY)") as copy:
                 copy.set_types(_EVENT_TYPES)
                 write = copy.write_row
                 for item in sealed:
-                    e = item.event
+                    e, digest, canonical = item.event, item.hash, item.canonical
                     write(
                         (
                             tenant_id,
@@ -938,16 +933,17 @@ class PostgresLedger:
                             e.occurred_at,
                             e.causation_id,
                             e.prev_hash,
-                            item.hash,
-                            item.canonical,
+                            digest,
+                            canonical,
                         )
                     )
+                    # the EventEnvelope JSON, as SealedEvent.to_json_bytes makes it
+                    add_envelope(canonical[:-1] + b',"hash":"' + digest.encode() + b'"}')
             cur.execute("INSERT INTO turingcore.events SELECT * FROM pg_temp.tc_events_in")
-            first, last = sealed[0].event.seq, sealed[-1].event.seq
             cur.execute(
                 "INSERT INTO turingcore.outbox (tenant_id, first_seq, last_seq, events)"
                 " VALUES (%s, %s, %s, %s)",
-                (tenant_id, first, last, b"\n".join(item.to_json_bytes() for item in sealed)),
+                (tenant_id, sealed[0].event.seq, sealed[-1].event.seq, b"\n".join(envelopes)),
             )
             if seq_before == 0:
                 cur.execute(
@@ -1051,17 +1047,16 @@ class PostgresLedger:
                 ],
             )
         if touched.accounts:
-            ids = list(touched.accounts)
+            balances = [
+                {"id": i, "balance": a.balance, "seq": a.last_seq}
+                for i in touched.accounts
+                for a in (accounts[i],)
+            ]
             cur.execute(
                 "UPDATE turingcore.accounts AS a SET balance_cents = v.balance, last_seq = v.seq"
-                " FROM unnest(%s::text[], %s::bigint[], %s::bigint[]) AS v(id, balance, seq)"
+                " FROM json_to_recordset(%s::json) AS v(id text, balance bigint, seq bigint)"
                 " WHERE a.tenant_id = %s AND a.account_id = v.id",
-                (
-                    ids,
-                    [accounts[i].balance for i in ids],
-                    [accounts[i].last_seq for i in ids],
-                    tenant_id,
-                ),
+                (_ENCODE_JSON.encode(balances).decode(), tenant_id),
             )
 
     def _write_answers(
@@ -1099,8 +1094,9 @@ class PostgresLedger:
             return
         with cur.copy("COPY pg_temp.tc_keys_in FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types(_KEY_TYPES)
+            write = copy.write_row
             for row in rows:
-                copy.write_row(row)
+                write(row)
         updates = ", ".join(f"{name} = EXCLUDED.{name}" for name in _KEY_COLUMNS[2:])
         cur.execute(
             f"INSERT INTO turingcore.idempotency SELECT * FROM pg_temp.tc_keys_in"
