@@ -1080,6 +1080,31 @@ def test_quotes_tabs_and_backslashes_in_ids_are_stored_exactly(
         twins.assert_same(tenant)
 
 
+def test_a_key_run_again_after_its_retention_answers_with_the_later_run(
+    pg_database: PgDatabase, new_tenant: Callable[[], tuple[str, str]]
+) -> None:
+    """One key on day 0 and day 5 of one batch runs twice; on day 6 it replays day 5's answer.
+
+    The key table is the database's (each batch starts with an empty one in
+    the cache), so this checks what the store wrote, against embedded.
+    """
+    tenant, code = new_tenant()
+    with PostgresLedger(pg_database.dsn) as ledger:
+        twins = Twins([ledger])
+        cmd, _customers, accounts = bank(twins.embedded, tenant, code)
+        bank(ledger, tenant, code)
+        twice = [
+            salary(cmd, accounts[0], 10 + d, key="k", timestamp=at(d, "09:00:00")) for d in (0, 5)
+        ]
+        first, again = twins.submit(tenant, [twice[0], twice[0], twice[1], twice[1]])[1:3]
+        assert first.first_seq != again.first_seq
+        (replayed,) = twins.submit(
+            tenant, [salary(cmd, accounts[0], 99, key="k", timestamp=at(6, "09:00:00"))]
+        )
+        assert replayed == again
+        twins.assert_same(tenant)
+
+
 def test_an_idempotent_replay_returns_the_first_answer_and_writes_nothing(
     pg_database: PgDatabase, pg_ledger: PostgresLedger, new_tenant: Callable[[], tuple[str, str]]
 ) -> None:

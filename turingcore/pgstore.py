@@ -1066,30 +1066,38 @@ class PostgresLedger:
         commands: list[Envelope],
         results: list[CommandResult],
     ) -> None:
-        """The first answer to each idempotency key the batch ran (an expired key is replaced)."""
-        rows = []
-        seen: set[str] = set()
+        """The answer to each idempotency key the batch ran (an expired key's is replaced).
+
+        A duplicate the cache answered from its batch key table carries the
+        very result object of the command that ran, so it changes nothing;
+        a key run again after its retention (a new result) replaces the row
+        with its own day, as the embedded shell's key table does.
+        """
+        ran: dict[str, tuple[str, CommandResult]] = {}
         for command, result in zip(commands, results, strict=True):
             key = command.idempotency_key
-            if key is None or key in seen or command.tenant_id != tenant_id:
+            if key is None or command.tenant_id != tenant_id:
                 continue
-            seen.add(key)
-            rows.append(
-                (
-                    tenant_id,
-                    key,
-                    command.timestamp[:10],
-                    result.command_id,
-                    result.status,
-                    result.correlation_id,
-                    result.accepted_at,
-                    result.rule,
-                    result.error,
-                    result.message,
-                    result.first_seq,
-                    result.last_seq,
-                )
+            before = ran.get(key)
+            if before is None or before[1] is not result:
+                ran[key] = (command.timestamp[:10], result)
+        rows = [
+            (
+                tenant_id,
+                key,
+                day,
+                result.command_id,
+                result.status,
+                result.correlation_id,
+                result.accepted_at,
+                result.rule,
+                result.error,
+                result.message,
+                result.first_seq,
+                result.last_seq,
             )
+            for key, (day, result) in ran.items()
+        ]
         if not rows:
             return
         with cur.copy("COPY pg_temp.tc_keys_in FROM STDIN (FORMAT BINARY)") as copy:
