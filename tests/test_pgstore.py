@@ -1147,6 +1147,21 @@ def test_a_refusal_writes_no_event_no_outbox_and_no_read_model(
     assert rows_of(pg_database, tenant) == after
 
 
+def test_a_nul_character_in_a_command_is_refused_and_writes_nothing(
+    pg_database: PgDatabase, pg_ledger: PostgresLedger, new_tenant: Callable[[], tuple[str, str]]
+) -> None:
+    """A NUL in client text (here a command id) is a ValueError; the batch leaves no row."""
+    tenant, code = new_tenant()
+    cmd, _customers, accounts = bank(pg_ledger, tenant, code)
+    before = rows_of(pg_database, tenant)
+    bad = salary(cmd, accounts[0], 5)
+    bad.command_id = "cmd\x00x"
+    with pytest.raises(ValueError, match="NUL"):
+        pg_ledger.submit(tenant, [salary(cmd, accounts[0], 5), bad])
+    assert rows_of(pg_database, tenant) == before
+    assert pg_ledger.submit(tenant, [salary(cmd, accounts[0], 5)])[0].accepted
+
+
 def test_a_failed_write_rolls_back_everything_and_the_next_batch_is_right(
     pg_database: PgDatabase,
     pg_ledger: PostgresLedger,

@@ -745,6 +745,11 @@ class PostgresLedger:
         All of the batch's writes commit together or not at all. A batch that
         lost the race for a tenantCode to another tenant is run again (it
         then sees the code taken).
+
+        Raises:
+            ValueError: a bad tenant id, or text PostgreSQL cannot store (NUL).
+            ChainMismatch: the stored chain does not verify or replay.
+            psycopg.Error: the database failed; nothing of the batch was written.
         """
         _check_tenant(tenant_id)
         commands = list(commands)
@@ -757,6 +762,15 @@ class PostgresLedger:
                 diag = exc.diag
                 if diag.table_name != "tenant_codes" or attempt == 2:
                     raise
+            except psycopg.DataError as exc:
+                text = str(exc)
+                refused_by_server = isinstance(exc, psycopg.errors.CharacterNotInRepertoire)
+                if not (refused_by_server and "0x00" in text) and "NUL" not in text:
+                    raise
+                raise ValueError(
+                    "a command holds a NUL character, which PostgreSQL cannot store as text "
+                    "(nothing was written)"
+                ) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _submit_once(self, tenant_id: str, commands: list[Envelope]) -> list[CommandResult]:
