@@ -554,6 +554,8 @@ _DECODE = msgspec.json.Decoder()
 
 
 class _OutboxLine(msgspec.Struct):
+    """The two fields the relay needs from an outbox line (the rest is not decoded)."""
+
     entity_id: str = msgspec.field(name="entityId")
     seq: int = 0
 
@@ -951,8 +953,7 @@ class PostgresLedger:
                             canonical,
                         )
                     )
-                    # the EventEnvelope JSON, as SealedEvent.to_json_bytes makes it
-                    add_envelope(canonical[:-1] + b',"hash":"' + digest.encode() + b'"}')
+                    add_envelope(item.to_json_bytes())
             cur.execute("INSERT INTO turingcore.events SELECT * FROM pg_temp.tc_events_in")
             cur.execute(
                 "INSERT INTO turingcore.outbox (tenant_id, first_seq, last_seq, events)"
@@ -965,7 +966,10 @@ class PostgresLedger:
                     " ON CONFLICT (tenant_id) DO NOTHING",
                     (tenant_id,),
                 )
-            self._write_read_model(cur, tenant_id, state, _touched(sealed))
+            touched = _touched(sealed)
+            for code in touched.codes:  # unique_violation if another tenant got there first
+                cur.execute("SELECT turingcore.claim_tenant_code(%s)", (code,))
+            self._write_read_model(cur, tenant_id, state, touched)
             cur.execute(
                 "UPDATE turingcore.chain_heads SET seq = %s, hash = %s WHERE tenant_id = %s",
                 (state.seq, state.head, tenant_id),
@@ -993,8 +997,6 @@ class PostgresLedger:
         self, cur: psycopg.Cursor, tenant_id: str, state: TenantState, touched: _Touched
     ) -> None:
         """The read model rows the batch created or changed, from the folded state."""
-        for code in touched.codes:
-            cur.execute("SELECT turingcore.claim_tenant_code(%s)", (code,))
         if touched.products:
             cur.executemany(
                 "INSERT INTO turingcore.products (tenant_id, product_code, product_type, active,"
@@ -1202,7 +1204,8 @@ class PostgresLedger:
                 raise NotFound(f"account {account_id} not found")
             rows = cur.execute(
                 "SELECT canonical, hash FROM turingcore.events"
-                " WHERE tenant_id = %s AND entity_id = %s ORDER BY seq LIMIT %s",
+                " WHERE tenant_id = %s AND entity_id = %s AND event_type <> 'EntryPosted'"
+                " ORDER BY seq LIMIT %s",  # the partial index events_by_entity
                 (tenant_id, account_id, limit),
             ).fetchall()
         return [_envelope_json(canonical, digest) for canonical, digest in rows]

@@ -29,8 +29,11 @@ CREATE TABLE turingcore.events (
     canonical bytea NOT NULL,
     PRIMARY KEY (tenant_id, seq)
 );
--- the read API's "events of this account", in seq order
-CREATE INDEX events_by_entity ON turingcore.events (tenant_id, entity_id, seq);
+-- the read API's "events of this account", in seq order. EntryPosted (a third
+-- of all events) is left out: its entity is the entry, never an account, and
+-- an index entry fewer per posting is a third off this index's write cost.
+CREATE INDEX events_by_entity ON turingcore.events (tenant_id, entity_id, seq)
+    WHERE event_type <> 'EntryPosted';
 
 -- ------------------------------------------------------------ read model
 
