@@ -7,7 +7,10 @@ submits pre-built PostEntry envelopes (card spends and salaries, spread over
 Every batch is one transaction as `turingcore_app` under row-level security:
 events, outbox row, balances, idempotency answers. Prints entries/s and
 postings/s (a posting is one leg) over the submit loop only, the median of
-fresh processes, then drops the database.
+fresh processes, then drops the database. Each process also measures the
+embedded ledger alone on the same number of entries right before (the pure
+core's speed at that moment: on a shared machine, the ratio of the two says
+more than either figure).
 
     .venv/bin/python benchmarks/bench_pg.py [--entries 100000] [--batch 2000] [--tenants 1]
         [--dsn postgresql://postgres@127.0.0.1:5432/postgres]
@@ -35,6 +38,7 @@ from psycopg import sql
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_ledger import ACTOR, TIMESTAMP, entries  # noqa: E402
+from bench_ledger import measure as measure_embedded  # noqa: E402
 
 from turingcore.contract import (  # noqa: E402
     Address,
@@ -176,8 +180,9 @@ def main() -> None:
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one is not None:
+        embedded = measure_embedded(None, args.members, args.entries, args.batch)
         result = measure(args.one, args.members, args.entries, args.batch, args.tenants)
-        print(json.dumps(result))
+        print(json.dumps({**result, "embedded": embedded["entries"]}))
         return
     database = f"bench_pg_{os.getpid()}"
     admin = psycopg.connect(args.dsn, autocommit=True)
@@ -211,12 +216,21 @@ def main() -> None:
                 text=True,
             )
             runs.append(json.loads(out.stdout))
-            print(f"  run: {runs[-1]['entries']:,.0f} entries/s in {runs[-1]['seconds']:.1f} s")
+            run = runs[-1]
+            print(
+                f"  run: {run['entries']:,.0f} entries/s in {run['seconds']:.1f} s"
+                f" (embedded alone just before: {run['embedded']:,.0f} entries/s)"
+            )
         entries_rate = statistics.median(r["entries"] for r in runs)
         events_rate = statistics.median(r["events"] for r in runs)
+        embedded_rate = statistics.median(r["embedded"] for r in runs)
         print(
             f"PostgresLedger {entries_rate:>10,.0f} entries/s "
             f"{2 * entries_rate:>10,.0f} postings/s {events_rate:>10,.0f} events/s"
+        )
+        print(
+            f"embedded alone {embedded_rate:>10,.0f} entries/s "
+            f"{2 * embedded_rate:>10,.0f} postings/s (same processes, same entries)"
         )
     finally:
         admin.execute(
