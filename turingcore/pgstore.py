@@ -109,7 +109,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from turingcore.contract import CommandResult, Envelope, Leg
-from turingcore.domain import Pending, TenantState, evolve
+from turingcore.domain import Pending, PlatformState, TenantState, evolve
 from turingcore.embedded import EmbeddedPlatform, IdempotencyKeys
 from turingcore.events import GENESIS_HASH, GENESIS_RAW, Event, SealedEvent
 from turingcore.ledger import NotFound, OutboxRow
@@ -652,6 +652,81 @@ def _touched(sealed: Sequence[SealedEvent]) -> _Touched:
     return found
 
 
+class _TenantCache:
+    """A process's cache of tenant state: an `EmbeddedPlatform`, reached only through here.
+
+    `decide` needs the tenant's counts, uniqueness sets and balances, and the
+    transaction monitor is stateful; the embedded platform keeps exactly
+    that. The store needs four things the embedded shell has no method for
+    (install a tenant folded from the database, drop one, empty its key table
+    before a batch, tell it which tenant codes other processes hold); they
+    touch the platform's attributes, all of them in this class, so a change
+    of the embedded shell's internals is a change here only.
+    """
+
+    def __init__(
+        self, sink: _Capture, idempotency_days: int, monitor: MonitorConfig | None
+    ) -> None:
+        self.platform = EmbeddedPlatform(sink, idempotency_days, monitor)
+        self.days = idempotency_days
+        self._lock = threading.Lock()
+
+    def state(self, tenant_id: str) -> TenantState | None:
+        """The cached tenant state (the embedded read model), or None."""
+        return self.platform.tenants.get(tenant_id)
+
+    def monitor(self, tenant_id: str) -> TransactionMonitor:
+        return self.platform.monitors[tenant_id]
+
+    def new_monitor(self, state: TenantState) -> TransactionMonitor:
+        """A monitor for `state`, built as the embedded shell builds one."""
+        return TransactionMonitor(state.ident, Pending, self.platform.monitor_config)
+
+    @property
+    def platform_state(self) -> PlatformState:
+        """What `evolve` updates across tenants (which tenant codes are taken)."""
+        return self.platform.platform
+
+    def install(self, state: TenantState, monitor: TransactionMonitor) -> None:
+        """Make a tenant folded from the database the cached one."""
+        tenant_id = state.tenant_id
+        with self._lock:
+            self.platform.tenants[tenant_id] = state
+            self.platform.monitors[tenant_id] = monitor
+            self.platform.keys[tenant_id] = IdempotencyKeys(self.days)
+
+    def evict(self, tenant_id: str) -> None:
+        """Forget a tenant, and the codes the cache thinks it holds."""
+        platform = self.platform
+        with self._lock:
+            platform.tenants.pop(tenant_id, None)
+            platform.keys.pop(tenant_id, None)
+            platform.monitors.pop(tenant_id, None)
+            codes = platform.platform.tenant_codes
+            for code, owner in list(codes.items()):
+                if owner == tenant_id:
+                    codes.pop(code, None)
+
+    def code_held_elsewhere(self, code: str, tenant_id: str, taken: bool) -> None:
+        """Record what the database says of `code`: held by another tenant, or free."""
+        codes = self.platform.platform.tenant_codes
+        with self._lock:
+            if taken:
+                codes.setdefault(code, "")  # a tenant this process may never have seen
+            elif codes.get(code) != tenant_id:
+                codes.pop(code, None)
+
+    def submit(self, tenant_id: str, commands: list[Envelope]) -> list[CommandResult]:
+        """Decide and seal a batch in the cache; idempotency keys start empty.
+
+        The database's key table already answered every key stored before
+        this batch; the cache's own table then only catches duplicates
+        inside the batch (with the embedded shell's retention rule).
+        """
+        self.platform.keys[tenant_id] = IdempotencyKeys(self.days)
+        return self.platform.submit(tenant_id, commands)
+
+
 # --------------------------------------------------------------------------- the ledger
 
 
@@ -686,9 +761,8 @@ class PostgresLedger:
         verify_catalogue: bool = True,
     ) -> None:
         self.capture = _Capture()
-        self.cache = EmbeddedPlatform(self.capture, idempotency_days, monitor)
+        self.cache = _TenantCache(self.capture, idempotency_days, monitor)
         self.idempotency_days = idempotency_days
-        self._cache_lock = threading.Lock()
         with connect(dsn, user=user, autocommit=True) as probe:
             role = probe.execute("SELECT current_user").fetchone()[0]
             problems = catalogue_problems(probe, service_role=role) if verify_catalogue else []
@@ -785,7 +859,6 @@ class PostgresLedger:
                 fresh_results: list[CommandResult] = []
                 if fresh:
                     self._prepare_codes(cur, tenant_id, fresh)
-                    self.cache.keys[tenant_id] = IdempotencyKeys(self.idempotency_days)
                     fresh_results = self.cache.submit(tenant_id, fresh)
                     sealed, refused = self.capture.take(tenant_id)
                     self._write(cur, tenant_id, seq, fresh, fresh_results, sealed, refused)
@@ -810,16 +883,8 @@ class PostgresLedger:
 
     def _evict(self, tenant_id: str) -> None:
         """Forget a tenant's cached state (the next batch reloads it from the database)."""
-        with self._cache_lock:
-            cache = self.cache
-            cache.tenants.pop(tenant_id, None)
-            cache.keys.pop(tenant_id, None)
-            cache.monitors.pop(tenant_id, None)
-            codes = cache.platform.tenant_codes
-            for code, owner in list(codes.items()):
-                if owner == tenant_id:
-                    codes.pop(code, None)
-            self.capture.take(tenant_id)
+        self.cache.evict(tenant_id)
+        self.capture.take(tenant_id)
 
     def _catch_up(self, cur: psycopg.Cursor, tenant_id: str, seq: int, head: str) -> None:
         """Bring the cached tenant to the stored head by folding the events it has not seen.
@@ -828,12 +893,12 @@ class PostgresLedger:
         newer events; a cache that is ahead, forked, or fails to catch up is
         dropped and the tenant reloaded from its first event.
         """
-        state = self.cache.tenants.get(tenant_id)
+        state = self.cache.state(tenant_id)
         if state is not None and state.seq == seq and state.head == head:
             return
         if state is not None and state.seq < seq:
             try:
-                self._fold_into(cur, state, self.cache.monitors[tenant_id], seq, head)
+                self._fold_into(cur, state, self.cache.monitor(tenant_id), seq, head)
                 return
             except ChainMismatch:
                 pass  # not a prefix of the stored chain: reload from genesis below
@@ -841,12 +906,9 @@ class PostgresLedger:
         if seq == 0:
             return
         state = TenantState(tenant_id)
-        monitor = TransactionMonitor(state.ident, Pending, self.cache.monitor_config)
+        monitor = self.cache.new_monitor(state)
         self._fold_into(cur, state, monitor, seq, head)
-        with self._cache_lock:
-            self.cache.tenants[tenant_id] = state
-            self.cache.monitors[tenant_id] = monitor
-            self.cache.keys[tenant_id] = IdempotencyKeys(self.idempotency_days)
+        self.cache.install(state, monitor)
 
     def _fold_into(
         self,
@@ -857,7 +919,7 @@ class PostgresLedger:
         head: str,
     ) -> None:
         try:
-            _fold_stored(cur, state, monitor, self.cache)
+            _fold_stored(cur, state, monitor, self.cache.platform_state)
             if (state.seq, state.head) != (seq, head):
                 raise ChainMismatch(
                     f"tenant {state.tenant_id}: stored events end at seq {state.seq} "
@@ -902,10 +964,9 @@ class PostgresLedger:
 
     def _prepare_codes(self, cur: psycopg.Cursor, tenant_id: str, commands: list[Envelope]) -> None:
         """Tell the cache which tenantCodes other tenants hold (it cannot know across processes)."""
-        state = self.cache.tenants.get(tenant_id)
+        state = self.cache.state(tenant_id)
         if state is not None and state.exists:
             return  # CreateTenant is refused as TENANT_EXISTS before the code matters
-        codes = self.cache.platform.tenant_codes
         for command in commands:
             if command.command_type != "CreateTenant" or command.tenant_id != tenant_id:
                 continue
@@ -913,11 +974,7 @@ class PostgresLedger:
             if not isinstance(code, str):
                 continue
             taken = cur.execute("SELECT turingcore.tenant_code_taken(%s)", (code,)).fetchone()[0]
-            with self._cache_lock:
-                if taken:
-                    codes.setdefault(code, "")  # held by a tenant this process may not know
-                elif codes.get(code) != tenant_id:
-                    codes.pop(code, None)
+            self.cache.code_held_elsewhere(code, tenant_id, taken)
 
     def _write(
         self,
@@ -931,7 +988,8 @@ class PostgresLedger:
     ) -> None:
         """STORE: the batch's events, outbox row, read model, answers and refusals."""
         if sealed:
-            state = self.cache.tenants[tenant_id]
+            state = self.cache.state(tenant_id)
+            assert state is not None  # the cache just sealed these events
             envelopes = []
             add_envelope = envelopes.append
             with cur.copy("COPY pg_temp.tc_events_in FROM STDIN (FORMAT BINARY)") as copy:
@@ -1246,7 +1304,7 @@ def _envelope_json(canonical: bytes, digest: str) -> bytes:
 
 
 def _fold_stored(
-    cur: psycopg.Cursor, state: TenantState, monitor: TransactionMonitor, cache: EmbeddedPlatform
+    cur: psycopg.Cursor, state: TenantState, monitor: TransactionMonitor, platform: PlatformState
 ) -> None:
     """Fold the stored events after `state.seq` into `state`, re-warming `monitor`.
 
@@ -1305,7 +1363,7 @@ def _fold_stored(
                 decision = [Pending("EntryPosted", event.entity_id, None)]
                 monitor.screen(event.occurred_at, entry, decision)
                 expected_alerts = decision[1:]
-            evolve(state, event, digest, cache.platform)
+            evolve(state, event, digest, platform)
             head_raw = raw
     _unmatched(expected_alerts, tenant_id, state.seq)
 
