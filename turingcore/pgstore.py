@@ -14,10 +14,14 @@ Schema (`turingcore`, owned by the NOLOGIN role `turingcore_owner`):
 - `chain_heads` (tenant_id, seq, hash): the lock row of each tenant's chain.
 - `products`, `customers`, `accounts` (balance_cents): the read model, the
   fold of the events, written in the same transaction as they are.
-- `idempotency` (tenant_id, idempotency_key) unique: the first answer.
+- `idempotency` (tenant_id, idempotency_key) unique: the first answer to a
+  key (and its day: keys are retained `idempotency_days` of command time,
+  as the embedded shell retains them).
 - `rejections`: commands refused by a business rule (audit, not state).
 - `outbox`: one row per committed batch, its events' EventEnvelope JSON one
-  per line; `outbox_marks` (tenant_id, sent_seq): how far the relay got.
+  per line (the relay still reads it event by event, in seq order; one row
+  per batch costs the write path one insert instead of thousands);
+  `outbox_marks` (tenant_id, sent_seq): how far the relay got.
 - `tenant_codes` (platform level): which tenant holds which tenantCode.
 - `schema_migrations` (version, name, checksum, applied_at).
 
@@ -43,7 +47,9 @@ security: it is platform data that neither login role may touch at all; the
 SECURITY DEFINER functions `tenant_code_taken(code)` and
 `claim_tenant_code(code)` answer for the caller's own tenant only. They reveal
 one bit per code (taken or not), which TENANT_CODE_TAKEN tells anyway, and
-never which tenant holds a code.
+never which tenant holds a code. The code is claimed in the transaction that
+writes the TenantCreated; a tenant that loses a race for it (unique
+violation) has its batch run again, and then sees the code taken.
 
 The relay. It must list unsent events across tenants and publish every
 tenant's events, so it necessarily reads all of them. Rather than give the
@@ -60,8 +66,8 @@ events sent is one row update, and the write path never touches a row the
 relay updates (no lock contention between them).
 
 The write path. A process keeps one `EmbeddedPlatform` as a cache of tenant
-state: `decide` needs counts, uniqueness sets and balances, and the
-transaction monitor is stateful. For each batch, in one transaction:
+state (`_TenantCache`): `decide` needs counts, uniqueness sets and balances,
+and the transaction monitor is stateful. For each batch, in one transaction:
 
 1. set the tenant; lock its chain head (`SELECT ... FOR UPDATE` of its
    `chain_heads` row) -- the lock that keeps seq gap-free whatever the number
