@@ -23,6 +23,9 @@ from scenarios.schema import Scenario
 from sim.twin import RunOptions, RunOutcome, Twin
 from turingcore.eventlog import EventLogReader
 
+#: Fixture modules of services (PostgreSQL: `pg_database`, `pg_ledger`, `new_tenant`).
+pytest_plugins = ["pg_fixtures"]
+
 SMALL_SEED = 7
 
 SMALL_YAML = """\

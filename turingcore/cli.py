@@ -142,6 +142,59 @@ def token(
     sys.stdout.write(minted + "\n")
 
 
+DSN_OPTION = typer.Option(
+    ...,
+    "--dsn",
+    envvar="TURINGCORE_DSN",
+    help="PostgreSQL connection string, e.g. postgresql://postgres@127.0.0.1:5432/turingcore",
+)
+
+
+@db_app.command("migrate")
+def db_migrate(dsn: str = DSN_OPTION) -> None:
+    """Create the roles and apply the schema migrations not yet applied (idempotent).
+
+    Run as a role that may create roles (the service itself connects as
+    turingcore_app, which may not).
+    """
+    from turingcore.pgstore import StoreError, catalogue_problems, connect, describe, migrate
+
+    try:
+        applied = migrate(dsn)
+        with connect(dsn, autocommit=True) as conn:
+            problems = catalogue_problems(conn)
+    except StoreError as exc:
+        fail(str(exc))
+    where = describe(dsn)
+    if applied:
+        typer.echo(f"{where}: applied {', '.join(applied)}")
+    else:
+        typer.echo(f"{where}: up to date")
+    if problems:
+        for problem in problems:
+            typer.echo(f"turingcore: unsafe: {problem}", err=True)
+        raise typer.Exit(1)
+
+
+@db_app.command("check")
+def db_check(dsn: str = DSN_OPTION) -> None:
+    """Check the catalogue holds tenants apart (row security, policies, role attributes).
+
+    Exit 1 listing every problem found, 0 when there is none.
+    """
+    from turingcore.pgstore import StoreError, check_catalogue, describe
+
+    try:
+        problems = check_catalogue(dsn)
+    except StoreError as exc:
+        fail(str(exc))
+    for problem in problems:
+        typer.echo(f"turingcore: unsafe: {problem}", err=True)
+    if problems:
+        raise typer.Exit(1)
+    typer.echo(f"{describe(dsn)}: row-level security holds (no problem found)")
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 
