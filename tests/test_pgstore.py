@@ -773,7 +773,8 @@ def test_a_pooled_connection_carries_no_tenant_into_the_next_request(
             )  # a bug
         listed = ledger.customers(b["tenant"])
         assert sorted(c["customerId"] for c in listed["customers"]) == sorted(b["customers"])
-        assert ledger.accounts(b["tenant"], customer_id=a["customers"][0])["total"] == 0
+        with pytest.raises(NotFound):  # A's customer is no customer of B's
+            ledger.accounts(b["tenant"], customer_id=a["customers"][0])
         with ledger.pool.connection() as conn:
             assert conn.info.backend_pid == pid  # the same connection all along
             assert set(visible(conn, a["tenant"]).values()) == {(0, 0)}
@@ -795,6 +796,26 @@ def test_the_ledger_api_never_answers_with_another_tenants_rows(
     (result,) = pg_ledger.submit(b["tenant"], [forged])
     assert result.rule == "TENANT_MISMATCH"
     assert rows_of_ledger(pg_ledger, a["tenant"]) == before
+
+
+def test_listings_of_a_tenant_that_does_not_exist_are_not_found(
+    pg_ledger: PostgresLedger, new_tenant: Callable[[], tuple[str, str]]
+) -> None:
+    """A tenant with no chain (never created, or only refused commands) has no listings.
+
+    The service turns NotFound into its one 404, so a missing tenant and
+    another tenant's look the same; head and the event feed answer genesis.
+    """
+    ghost, _code = new_tenant()
+    cmd = Commands(ghost, tag="ghost")
+    (refused,) = pg_ledger.submit(ghost, [cmd.product("SAVER")])
+    assert refused.rule == "TENANT_NOT_FOUND"
+    with pytest.raises(NotFound):
+        pg_ledger.customers(ghost)
+    with pytest.raises(NotFound):
+        pg_ledger.accounts(ghost)
+    assert pg_ledger.head(ghost) == (0, GENESIS_HASH)
+    assert pg_ledger.tenant_events(ghost) == []
 
 
 def rows_of_ledger(ledger: PostgresLedger, tenant: str) -> tuple[Any, ...]:
@@ -1285,10 +1306,10 @@ def test_a_process_with_other_monitor_settings_is_stopped(
 # --------------------------------------------------------------------------- reads
 
 
-def test_reads_page_like_embedded_and_unknown_tenants_read_empty(
+def test_reads_page_like_embedded_and_unknown_tenants_are_not_found(
     pg_ledger: PostgresLedger, new_tenant: Callable[[], tuple[str, str]]
 ) -> None:
-    """Limits and offsets as embedded; out-of-range limits refused; an unknown tenant is empty."""
+    """Limits and offsets as embedded; out-of-range limits refused; unknown tenants NotFound."""
     tenant, code = new_tenant()
     embedded = EmbeddedPlatform()
     bank(embedded, tenant, code, customers=5)
@@ -1306,8 +1327,10 @@ def test_reads_page_like_embedded_and_unknown_tenants_read_empty(
         with pytest.raises(ValueError, match="limit"):
             pg_ledger.accounts(tenant, limit=bad)
     nobody = f"cu-nobody-{secrets.token_hex(3)}"
-    assert pg_ledger.customers(nobody) == {"customers": [], "total": 0, "limit": 50, "offset": 0}
-    assert pg_ledger.accounts(nobody) == {"accounts": [], "total": 0}
+    with pytest.raises(NotFound):
+        pg_ledger.customers(nobody)
+    with pytest.raises(NotFound):
+        pg_ledger.accounts(nobody)
     assert pg_ledger.head(nobody) == (0, GENESIS_HASH)
     assert pg_ledger.tenant_events(nobody) == []
     with pytest.raises(NotFound):

@@ -2,12 +2,11 @@
 
 One server per store runs in a thread for the session, on a free loopback
 port, and is driven with httpx like any client. The store comes from the
-`ledger_factory` fixture, parametrised over `LEDGER_FACTORIES`: adding the
-PostgreSQL store is one entry there (a zero-argument callable returning a
-fresh `Ledger`; it may call `services.service_missing` when PostgreSQL is
-not usable). Two tenants, alpha and bravo, are set up over HTTP once; every
-test that sends something checks what must not have changed (heads,
-listings) before and after.
+`ledger_factory` fixture, parametrised over `STORES`: the in-memory store and
+the PostgreSQL store on the session's fresh database (which calls
+`services.service_missing` when PostgreSQL is not usable). Two tenants,
+alpha and bravo, are set up over HTTP once; every test that sends something
+checks what must not have changed (heads, listings) before and after.
 """
 
 import json
@@ -49,10 +48,12 @@ from turingcore.contract import Envelope, encode_envelope
 from turingcore.events import GENESIS_HASH, verify_chain
 from turingcore.ledger import Ledger
 from turingcore.memledger import MemoryLedger
+from turingcore.pgstore import PostgresLedger
 from turingcore.service import StoreError, create_app, open_store
 
-#: The stores the API tests run against. Add PostgreSQL here (one line).
-LEDGER_FACTORIES: dict[str, Callable[[], Ledger]] = {"memory": MemoryLedger}
+#: The stores the API tests run against: in memory, and PostgreSQL (row-level
+#: security) on the session's fresh database (`pg_fixtures.pg_database`).
+STORES = ("memory", "postgresql")
 
 MAX_BODY = 64 * 1024
 MAX_BATCH = 2 * 1024 * 1024
@@ -60,10 +61,13 @@ _EXACT = msgspec.json.Encoder(decimal_format="number")
 RUN = uuid.uuid4().hex[:6]
 
 
-@pytest.fixture(scope="session", params=sorted(LEDGER_FACTORIES))
+@pytest.fixture(scope="session", params=STORES)
 def ledger_factory(request: pytest.FixtureRequest) -> Callable[[], Ledger]:
     """Makes a fresh, empty store of one kind (the test session runs once per kind)."""
-    return LEDGER_FACTORIES[request.param]
+    if request.param == "memory":
+        return MemoryLedger
+    database = request.getfixturevalue("pg_database")
+    return lambda: PostgresLedger(database.dsn)
 
 
 # --------------------------------------------------------------------------- server

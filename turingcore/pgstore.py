@@ -613,6 +613,15 @@ def _check_tenant(tenant_id: str) -> None:
         raise ValueError("tenant_id must not contain a NUL character")
 
 
+def _require_tenant(cur: psycopg.Cursor[Any], tenant_id: str) -> None:
+    """NotFound unless the tenant exists: its chain starts with TenantCreated (seq >= 1)."""
+    row = cur.execute(
+        "SELECT seq FROM turingcore.chain_heads WHERE tenant_id = %s", (tenant_id,)
+    ).fetchone()
+    if row is None or row[0] < 1:
+        raise NotFound(f"tenant {tenant_id} not found")
+
+
 def _page(limit: int, offset: int, most: int = 1000) -> None:
     if not 1 <= limit <= most:
         raise ValueError(f"limit must be between 1 and {most}")
@@ -1194,9 +1203,14 @@ class PostgresLedger:
     # ------------------------------------------------------------------ read side
 
     def customers(self, tenant_id: str, limit: int = 50, offset: int = 0) -> dict[str, Any]:
-        """`{customers: [CustomerSummary], total, limit, offset}` for this tenant only."""
+        """`{customers: [CustomerSummary], total, limit, offset}` for this tenant only.
+
+        Raises:
+            NotFound: the tenant does not exist (for this caller).
+        """
         _page(limit, offset)
         with self._tenant(tenant_id) as cur:
+            _require_tenant(cur, tenant_id)
             total = cur.execute(
                 "SELECT count(*) FROM turingcore.customers WHERE tenant_id = %s", (tenant_id,)
             ).fetchone()[0]
@@ -1217,7 +1231,12 @@ class PostgresLedger:
     def accounts(
         self, tenant_id: str, customer_id: str | None = None, limit: int = 50, offset: int = 0
     ) -> dict[str, Any]:
-        """`{accounts: [AccountSummary], total}` for this tenant only (balances as decimals)."""
+        """`{accounts: [AccountSummary], total}` for this tenant only (balances as decimals).
+
+        Raises:
+            NotFound: the tenant does not exist, or `customer_id` is not its customer
+                (another tenant's customer looks exactly like a missing one).
+        """
         _page(limit, offset)
         where = "tenant_id = %s AND kind <> 'GL'"
         params: list[Any] = [tenant_id]
@@ -1225,6 +1244,15 @@ class PostgresLedger:
             where += " AND customer_id = %s"
             params.append(customer_id)
         with self._tenant(tenant_id) as cur:
+            _require_tenant(cur, tenant_id)
+            if customer_id is not None and (
+                cur.execute(
+                    "SELECT 1 FROM turingcore.customers WHERE tenant_id = %s AND customer_id = %s",
+                    (tenant_id, customer_id),
+                ).fetchone()
+                is None
+            ):
+                raise NotFound(f"no customer {customer_id}")
             total = cur.execute(
                 f"SELECT count(*) FROM turingcore.accounts WHERE {where}", params
             ).fetchone()[0]
