@@ -121,6 +121,7 @@ class Twin:
         env = make_environment(self.options.warp)
         lag = LagMonitor(env, 3600.0)
         target = self.target_factory(out / EVENT_LOG if self.options.keep_events else None)
+        self.target_name = target.name
         suite = InvariantSuite(rng=streams.stream("analysis", "idempotency-probes"))
         bus = CommandBus(target)
         self.worlds: dict[str, TenantWorld] = {}
@@ -166,10 +167,11 @@ class Twin:
         )
         fingerprint = {tenant: target.head(tenant)[1] for tenant in self.worlds}
         heads = {tenant: target.head(tenant)[0] for tenant in self.worlds}
-        if self.options.keep_events and isinstance(target, EmbeddedTarget) and target.log:
+        log = getattr(target, "log", None)  # the run folder's event log, embedded or over HTTP
+        if self.options.keep_events and log is not None:
             for name, (columns, rows) in snapshot_tables(target, shadows, suite).items():
-                target.log.write_table(name, columns, rows)
-            target.log.write_meta({"seed": str(seed), "scenario": scenario.name})
+                log.write_table(name, columns, rows)
+            log.write_meta({"seed": str(seed), "scenario": scenario.name})
         target.close()
         wall = time.perf_counter() - wall_start
 
@@ -551,7 +553,7 @@ class Twin:
             "scenario": json.loads(self.scenario.canonical_json()),
             "scenario_hash": self.scenario.fingerprint(),
             "seed": self.seed,
-            "target": "embedded",
+            "target": getattr(self, "target_name", "embedded"),
             "warp": "max" if self.options.warp is None else self.options.warp,
             "keep_events": "all" if self.options.keep_events else "none",
             "python": sys.version.split()[0],

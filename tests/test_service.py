@@ -14,11 +14,9 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -28,7 +26,7 @@ import httpx
 import jwt
 import msgspec
 import pytest
-import uvicorn
+from http_server import running
 from platform_builders import Commands
 from prometheus_client.parser import text_string_to_metric_families
 from token_builders import (
@@ -71,31 +69,6 @@ def ledger_factory(request: pytest.FixtureRequest) -> Callable[[], Ledger]:
 
 
 # --------------------------------------------------------------------------- server
-
-
-@contextmanager
-def running(app: Any) -> Iterator[str]:
-    """Serve `app` with uvicorn in a thread on a free loopback port; yields its base URL."""
-    # proto IPPROTO_TCP (not 0) so asyncio sets TCP_NODELAY on accepted connections;
-    # without it every answer written in two parts waits ~40 ms for a delayed ACK
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", ws="none", lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        sock.close()
 
 
 @dataclass
