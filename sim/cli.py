@@ -71,8 +71,21 @@ def run(
     ] = KeepEvents.all,
     force: Annotated[bool, typer.Option(help="replace an existing run folder")] = False,
     quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
+    target: Annotated[
+        str,
+        typer.Option(help="'embedded' (in-process, default) or a TuringCore URL http://HOST:PORT"),
+    ] = "embedded",
+    token: Annotated[
+        list[str] | None,
+        typer.Option(help="bearer JWT for a tenant, or @FILE (JSON tenant -> token); repeat"),
+    ] = None,
+    events: Annotated[
+        str | None,
+        typer.Option(help="over HTTP, read events from kafka://HOST:PORT instead of the API"),
+    ] = None,
 ) -> None:
-    """Run a scenario against the embedded TuringCore and write a run folder."""
+    """Run a scenario against TuringCore (embedded by default) and write a run folder."""
+    from sim.http_target import TargetError
     from sim.twin import RunFolderError, RunOptions, Twin
     from sim.warp import parse_warp
 
@@ -90,6 +103,7 @@ def run(
             f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()
         )
         _fail(f"{scenario_file}: option overrides are invalid: {problems}")
+    target_factory = _target_factory(target, token or [], events, scenario)
     run_seed = scenario.seed
     folder = out or Path("runs") / f"{scenario.name}-{run_seed}"
     options = RunOptions(
@@ -102,9 +116,11 @@ def run(
         scenario_source=str(scenario_file),
     )
     try:
-        outcome = Twin(scenario, run_seed, options).run()
+        outcome = Twin(scenario, run_seed, options, target_factory=target_factory).run()
     except RunFolderError as exc:
         _fail(str(exc))
+    except TargetError as exc:
+        _fail(f"--target {target}: {exc}", code=1)
     summary = outcome.summary
     timings = summary["timings"]
     verdict = "PASS" if outcome.passed else "FAIL"
@@ -126,6 +142,42 @@ def run(
         f"{timings['events_per_s'] or 0:,.0f} events/s"
     )
     raise typer.Exit(0 if outcome.passed else 1)
+
+
+def _target_factory(target: str, tokens: list[str], events: str | None, scenario):  # noqa: ANN001, ANN202 - lazily imported types
+    """The Target factory for `--target` (None: the embedded default); exit 2 on a bad option."""
+    from urllib.parse import urlparse
+
+    if target == "embedded":
+        if tokens or events:
+            _fail("--token and --events need --target http://HOST:PORT")
+        return None
+    url = urlparse(target)
+    if url.scheme not in ("http", "https") or not url.hostname:
+        _fail(f"--target: {target!r} is neither 'embedded' nor an http(s)://HOST:PORT URL")
+    from sim.http_target import HttpTarget, TokenBook
+
+    try:
+        book = TokenBook.from_options(tokens)
+    except ValueError as exc:
+        _fail(f"--token: {exc}")
+    missing = [t.id for t in scenario.tenants if t.id not in book.by_tenant]
+    if missing:
+        _fail(f"--token: no token for tenant(s) {', '.join(missing)} of the scenario")
+    feed = None
+    if events is not None:
+        from sim.kafka_feed import KafkaEventFeed, parse_kafka_url
+
+        try:
+            bootstrap = parse_kafka_url(events)
+        except ValueError as exc:
+            _fail(f"--events: {exc}")
+
+        def feed(http_target: HttpTarget) -> KafkaEventFeed:
+            return KafkaEventFeed(bootstrap)
+
+    base = target.rstrip("/")
+    return lambda log: HttpTarget(base, book, log, feed)
 
 
 @app.command()
