@@ -5,6 +5,9 @@ Saturday included), which runs in about a second and still has salaries,
 card spend, bills, fast payments, savings sweeps and insufficient-funds
 refusals in it. Tests must treat the run folder as read-only: the ones that
 tamper with it copy it first (`copy_run`).
+
+The Kafka fixtures (a Tansu broker for the session, brokers of a test's own,
+a local S3) are in kafka_fixtures.py.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from scenarios.loader import parse_scenario
 from scenarios.schema import Scenario
 from sim.twin import RunOptions, RunOutcome, Twin
 from turingcore.eventlog import EventLogReader
+
+pytest_plugins = ["kafka_fixtures"]
 
 SMALL_SEED = 7
 
