@@ -12,14 +12,18 @@ copies that the reader drops.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
+import types
 from collections.abc import Callable
 
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 from kafka_fixtures import bodies, fed_bank, post, produce_raw, values, wait_for
 from platform_builders import Bank
+from typer.testing import CliRunner
 
+from turingcore import cli
 from turingcore.broker import TansuBroker, free_port
 from turingcore.embedded import EmbeddedPlatform
 from turingcore.events import GENESIS_HASH
@@ -349,3 +353,53 @@ def test_broker_killed_mid_relay_and_back_empty(
     wait_for(lambda: not outbox.tenants_with_unsent(), 60, "the outbox to drain")
     relay.stop()
     _assert_topic_is_the_store(broker.bootstrap, bank, outbox)
+
+
+# --------------------------------------------------------------------------- turingcore relay
+
+
+def test_relay_command_drains_the_store_outbox_once(
+    kafka_broker: TansuBroker, tenant_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`turingcore relay --dsn ... --bootstrap ... --once` opens the store's outbox (here a
+    stand-in pgstore module handing out a MemoryOutbox), relays it and exits 0."""
+    bank, outbox = fed_bank(tenant_id, postings=8)
+    opened: list[str] = []
+    store = types.ModuleType("turingcore.pgstore")
+    store.open_outbox = lambda dsn: opened.append(dsn) or outbox  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "turingcore.pgstore", store)
+    result = CliRunner().invoke(
+        cli.app,
+        ["relay", "--dsn", "postgresql:///twin", "--bootstrap", kafka_broker.bootstrap, "--once"],
+    )
+    assert result.exit_code == 0, result.output
+    assert f"relayed {bank.head()[0]:,} events" in result.output
+    assert opened == ["postgresql:///twin"]
+    assert _assert_topic_is_the_store(kafka_broker.bootstrap, bank, outbox) == 0
+
+
+def test_relay_command_refuses_unusable_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bad --bootstrap, a missing PostgreSQL store, an unreachable broker: exit 2, named."""
+    runner = CliRunner()
+    bad = runner.invoke(cli.app, ["relay", "--dsn", "x", "--bootstrap", "nohost", "--once"])
+    assert bad.exit_code == 2
+    assert "--bootstrap" in bad.output
+    assert "not HOST:PORT" in bad.output
+
+    monkeypatch.setitem(sys.modules, "turingcore.pgstore", None)  # the import fails
+    missing = runner.invoke(cli.app, ["relay", "--dsn", "x", "--bootstrap", "h:1", "--once"])
+    assert missing.exit_code == 2
+    assert "turingcore.pgstore" in missing.output
+
+    _bank, outbox = fed_bank("cu-cli-down", postings=1)
+    store = types.ModuleType("turingcore.pgstore")
+    store.open_outbox = lambda _dsn: outbox  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "turingcore.pgstore", store)
+    address = f"127.0.0.1:{free_port()}"
+    down = runner.invoke(
+        cli.app,
+        ["relay", "--dsn", "x", "--bootstrap", address, "--once", "--timeout", "0.5"],
+    )
+    assert down.exit_code == 2
+    assert address in down.output
+    assert outbox.sent_through("cu-cli-down") == 0

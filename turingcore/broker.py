@@ -19,7 +19,7 @@ Storage:
 Every process is started on a loopback port (a free one unless given), its
 output goes to a log file whose tail is quoted in every error, readiness is
 polled against a deadline (a TCP connect, then a real Kafka metadata request
-or an HTTP answer), `stop()` asks politely and then kills, `kill()` is the
+or an HTTP answer), `stop()` asks politely (SIGINT) and then kills, `kill()` is the
 SIGKILL of a crash, and `restart()` starts it again on the same port and the
 same storage. Processes still running when the interpreter exits are killed
 (by their own pid), so nothing is left behind.
@@ -215,13 +215,17 @@ class ManagedProcess:
         self.process = None
 
     def stop(self, timeout: float = 10.0) -> None:
-        """SIGTERM, wait up to `timeout` seconds, then SIGKILL."""
+        """SIGINT (what Ctrl-C sends), wait up to `timeout` seconds, then SIGKILL.
+
+        SIGINT, not SIGTERM: Tansu exits on SIGINT at once, while after SIGTERM
+        it can linger 5 s waiting on client connections (measured).
+        """
         process = self.process
         if process is None:
             return
         if process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
-                process.terminate()
+                process.send_signal(signal.SIGINT)
             try:
                 process.wait(timeout)
             except subprocess.TimeoutExpired:
