@@ -9,9 +9,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from kafka_fixtures import produce_raw
+from kafka_fixtures import LOCAL_S3, produce_raw
+from services import service_missing
 
-from turingcore.broker import BrokerError, ManagedProcess, TansuBroker, free_port, log_tail
+from turingcore.broker import (
+    BrokerError,
+    ManagedProcess,
+    TansuBroker,
+    durable_broker,
+    free_port,
+    log_tail,
+)
 from turingcore.topics import TopicReader
 
 
@@ -125,3 +133,27 @@ def test_readiness_is_polled_against_a_deadline(tmp_path: Path) -> None:
         process.start(timeout=1.0)
     assert "started" in str(caught.value)  # the log tail is quoted
     assert not process.running
+
+
+def test_durable_broker_runs_tansu_on_moto_and_stops_both(tansu_bin: str, tmp_path: Path) -> None:
+    """The local stack's broker: moto and Tansu up together, topics on S3, both gone after."""
+    try:
+        import moto.server  # noqa: F401 - only checking that it is installed
+    except ImportError as exc:
+        service_missing(LOCAL_S3, str(exc))
+    assert tansu_bin  # the fixture reports a missing broker binary
+    with durable_broker(tmp_path / "stack") as (broker, moto):
+        assert broker.running
+        assert moto.running
+        assert broker.storage == "s3://tansu/"
+        assert broker.env["AWS_ENDPOINT"] == moto.endpoint
+        produce_raw(broker.bootstrap, "cu-stack", [b"kept"])
+        broker.kill()
+        broker.start()
+        assert _read_all(broker.bootstrap, "cu-stack") == [b"kept"]
+        pids = [broker.pid, moto.pid]
+    assert not broker.running
+    assert not moto.running
+    assert not any(_alive(pid) for pid in pids if pid is not None)
+    assert (tmp_path / "stack" / "tansu.log").is_file()
+    assert (tmp_path / "stack" / "moto.log").is_file()

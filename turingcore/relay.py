@@ -36,9 +36,18 @@ The protocol between the store and the broker:
      the copies (`topics.TopicChain`).
 
 5. **Outage.** When the broker is unreachable, a pass fails (or times out
-   after `message_timeout_s`); unconfirmed rows stay unsent, the producer is
-   recreated, and the relay retries with exponential backoff (logged), so
-   rows wait in the outbox and flow when the broker returns.
+   after `message_timeout_s`); a broken connection ends a pass at once (what
+   is in flight is purged, not trusted); unconfirmed rows stay unsent, every
+   client is recreated, and the relay retries with exponential backoff
+   (logged), so rows wait in the outbox and flow when the broker returns.
+   New clients, not reconnected ones: a restarted broker does not know the
+   old producer's sequence numbers, and librdkafka's metadata cache can
+   crash the process when a client sees a topic come back under its name
+   with a new topic id (we hit it; confluentinc/librdkafka#4964).
+
+One relay per outbox: the checkpoints assume the relay is the topics' only
+writer (another writer is noticed, through the offset check, and audited,
+at the price of copies).
 
 Why offsets are checked and topics audited, not just delivery reports
 trusted: measured on Tansu with S3 storage, a SIGKILL during a produce can
@@ -74,7 +83,6 @@ from turingcore.contract import CommandResult, Envelope
 from turingcore.events import GENESIS_HASH, SealedEvent
 from turingcore.ledger import Outbox, OutboxRow, topic_for
 from turingcore.topics import (
-    BrokerUnreachable,
     KafkaSourceError,
     chain_prefix,
     client_config,
@@ -232,14 +240,13 @@ class _Checkpoint:
 class _InFlight:
     """One tenant's part of a pass: its rows and the delivery reports that confirm them."""
 
-    __slots__ = ("rows", "next_offset", "confirmed", "broken", "reports")
+    __slots__ = ("rows", "next_offset", "confirmed", "broken")
 
     def __init__(self, rows: list[OutboxRow], next_offset: int) -> None:
         self.rows = rows
         self.next_offset = next_offset
         self.confirmed = 0
         self.broken: str | None = None
-        self.reports = 0
 
 
 class OutboxRelay:
@@ -509,10 +516,7 @@ class OutboxRelay:
 
     def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
         part = self._inflight.get(message.topic())
-        if part is None:
-            return
-        part.reports += 1
-        if part.broken is not None:
+        if part is None or part.broken is not None:
             return
         if error is not None:
             part.broken = f"delivery failed: {error.str()}"
@@ -671,13 +675,3 @@ class OutboxRelay:
 
     def __exit__(self, *_exc: object) -> None:
         self.stop()
-
-
-__all__ = [
-    "BrokerUnreachable",
-    "MemoryOutbox",
-    "OutboxRelay",
-    "RelayError",
-    "RelayStats",
-    "marked_through",
-]
