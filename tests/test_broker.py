@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from kafka_fixtures import LOCAL_S3, produce_raw
+from kafka_fixtures import LOCAL_S3, produce_raw, wait_for
 from services import service_missing
 
 from turingcore.broker import (
@@ -157,3 +159,23 @@ def test_durable_broker_runs_tansu_on_moto_and_stops_both(tansu_bin: str, tmp_pa
     assert not any(_alive(pid) for pid in pids if pid is not None)
     assert (tmp_path / "stack" / "tansu.log").is_file()
     assert (tmp_path / "stack" / "moto.log").is_file()
+
+
+def test_a_broker_dies_with_a_parent_that_was_killed(tansu_bin: str, tmp_path: Path) -> None:
+    """A process that started a broker and was SIGKILLed (no atexit) leaves no broker."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the parent-death signal is Linux's")
+    script = (
+        "import os, signal, sys\n"
+        "from turingcore.broker import TansuBroker\n"
+        f"broker = TansuBroker(log_path={str(tmp_path / 'orphan.log')!r}, binary={tansu_bin!r})\n"
+        "broker.start()\n"
+        "print(broker.pid, flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    parent = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert parent.returncode == -signal.SIGKILL, parent.stderr
+    orphan = int(parent.stdout.split()[0])
+    wait_for(lambda: not _alive(orphan), 10, f"broker {orphan} to die with its parent")
