@@ -166,10 +166,11 @@ def _target_factory(target: str, tokens: list[str], events: str | None, scenario
         _fail(f"--token: no token for tenant(s) {', '.join(missing)} of the scenario")
     feed = None
     if events is not None:
-        from sim.kafka_feed import KafkaEventFeed, parse_kafka_url
+        from sim.kafka_feed import KafkaEventFeed
+        from turingcore.topics import parse_source
 
         try:
-            bootstrap = parse_kafka_url(events)
+            bootstrap = parse_source(events)
         except ValueError as exc:
             _fail(f"--events: {exc}")
 
@@ -180,17 +181,28 @@ def _target_factory(target: str, tokens: list[str], events: str | None, scenario
     return lambda log: HttpTarget(base, book, log, feed)
 
 
-@app.command()
-def verify(
-    run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="a run folder")],
-) -> None:
-    """Re-check all five invariants offline from a run folder's stored events."""
-    from analysis.verify import VerifyError, verify_run
+def _source(
+    run_dir: Path | None, source: str | None, kafka_only: dict[str, object]
+) -> tuple[Path | None, str | None]:
+    """(run folder, kafka bootstrap): exactly one of them, from RUN_DIR or --source."""
+    from turingcore.topics import parse_source
 
-    try:
-        reports = verify_run(run_dir)
-    except VerifyError as exc:
-        _fail(str(exc))
+    if run_dir is not None and source is not None:
+        _fail("give a RUN_DIR or --source, not both")
+    if source is None and run_dir is None:
+        _fail("give a RUN_DIR or --source kafka://HOST:PORT")
+    if source is not None and source.startswith("kafka://"):
+        try:
+            return None, parse_source(source)
+        except ValueError as exc:
+            _fail(f"--source: {exc}")
+    for option, value in kafka_only.items():
+        if value:
+            _fail(f"{option} needs --source kafka://HOST:PORT")
+    return (run_dir if run_dir is not None else Path(str(source))), None
+
+
+def _print_reports(reports: dict) -> bool:  # noqa: ANN001 - name -> InvariantReport
     passed = True
     for name, report in reports.items():
         data = report.to_dict()
@@ -200,14 +212,100 @@ def verify(
             passed = False
             examples = data["counterexamples"]
             typer.echo(f"     {examples['count']} counterexample(s); first: {examples['first']}")
+    return passed
+
+
+@app.command()
+def verify(
+    run_dir: Annotated[
+        Path | None, typer.Argument(metavar="[RUN_DIR]", help="a run folder")
+    ] = None,
+    source: Annotated[
+        str | None,
+        typer.Option(help="kafka://HOST:PORT: check the tenants' topics (or a run folder)"),
+    ] = None,
+    tenant_id: Annotated[
+        list[str] | None,
+        typer.Option("--tenant-id", help="with kafka://: only these tenants (repeat)"),
+    ] = None,
+    fingerprint: Annotated[
+        Path | None,
+        typer.Option(help="with kafka://: a run's summary.json the topics' heads must equal"),
+    ] = None,
+) -> None:
+    """Re-check all five invariants offline: from a run folder, or from the Kafka topics."""
+    folder, bootstrap = _source(
+        run_dir, source, {"--tenant-id": tenant_id, "--fingerprint": fingerprint}
+    )
+    if bootstrap is not None:
+        _verify_topics(bootstrap, tenant_id or None, fingerprint)
+    from analysis.verify import VerifyError, verify_run
+
+    try:
+        reports = verify_run(folder)
+    except VerifyError as exc:
+        _fail(str(exc))
+    passed = _print_reports(reports)
     typer.echo("PASS" if passed else "FAIL")
+    raise typer.Exit(0 if passed else 1)
+
+
+def _verify_topics(bootstrap: str, tenants: list[str] | None, fingerprint: Path | None) -> None:
+    from analysis.kafka_verify import FULL, TOPIC_SCOPE, verify_topics
+    from analysis.verify import VerifyError, _load_fingerprint
+    from turingcore.topics import KafkaSourceError
+
+    expected = None
+    if fingerprint is not None:
+        try:
+            expected = _load_fingerprint(fingerprint)
+        except VerifyError as exc:
+            _fail(f"--fingerprint: {exc}")
+    try:
+        outcome = verify_topics(bootstrap, tenants, expected)
+    except KafkaSourceError as exc:
+        _fail(str(exc))
+    typer.echo(
+        f"source kafka://{bootstrap}: topics ledger_events.<tenant>, read from offset 0 "
+        "(assigned, no consumer group)"
+    )
+    for topic in outcome.topics:
+        seq, head = topic.head
+        typer.echo(
+            f"  {topic.tenant_id}: {topic.events:,} events ({topic.messages:,} messages; "
+            f"{topic.duplicates:,} copies dropped, {topic.held_back:,} held back), "
+            f"head seq {seq} {head}"
+        )
+    passed = True
+    for name, report in outcome.reports.items():
+        data = report.to_dict()
+        scope, checked = TOPIC_SCOPE[name]
+        mark = "ok  " if data["passed"] else "FAIL"
+        part = "" if scope == FULL else " (in part)"
+        typer.echo(f"{mark} {name}{part}: examined {data['examined']:,}")
+        typer.echo(f"     checked: {checked}")
+        if not data["passed"]:
+            passed = False
+            examples = data["counterexamples"]
+            typer.echo(f"     {examples['count']} counterexample(s); first: {examples['first']}")
+    partial = [name for name, (scope, _checked) in TOPIC_SCOPE.items() if scope != FULL]
+    typer.echo(
+        f"{'PASS' if passed else 'FAIL'} from the topics alone "
+        f"({', '.join(partial)}: only what the topics carry, see 'checked')"
+    )
     raise typer.Exit(0 if passed else 1)
 
 
 @app.command("replay-events")
 def replay_events(
-    run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="a run folder")],
-    tenant_id: Annotated[str, typer.Option("--tenant-id", help="tenant to rebuild")],
+    run_dir: Annotated[
+        Path | None, typer.Argument(metavar="[RUN_DIR]", help="a run folder")
+    ] = None,
+    tenant_id: Annotated[str, typer.Option("--tenant-id", help="tenant to rebuild")] = "",
+    source: Annotated[
+        str | None,
+        typer.Option(help="kafka://HOST:PORT: rebuild from the tenant's topic (or a run folder)"),
+    ] = None,
     from_timestamp: Annotated[
         str | None, typer.Option(help="window start, ISO 8601 with offset")
     ] = None,
@@ -216,15 +314,29 @@ def replay_events(
     ] = None,
     csv_out: Annotated[Path | None, typer.Option("--csv", help="write balances to CSV")] = None,
 ) -> None:
-    """Rebuild one tenant's balances from its events alone."""
+    """Rebuild one tenant's balances from its events alone (a run folder or its Kafka topic)."""
     from analysis.replay import ReplayError, parse_timestamp, replay_tenant
 
+    if not tenant_id:
+        _fail("--tenant-id: which tenant to rebuild")
+    folder, bootstrap = _source(run_dir, source, {})
     try:
         start = parse_timestamp(from_timestamp, "--from-timestamp")
         end = parse_timestamp(to_timestamp, "--to-timestamp")
         if start and end and start > end:
             _fail("--from-timestamp is after --to-timestamp")
-        replay = replay_tenant(run_dir, tenant_id, start, end)
+        if csv_out is not None and not csv_out.parent.is_dir():
+            _fail(f"--csv: cannot write {csv_out}: {csv_out.parent} is not a folder")
+        if bootstrap is not None:
+            from analysis.kafka_verify import replay_topic
+            from turingcore.topics import KafkaSourceError
+
+            try:
+                replay = replay_topic(bootstrap, tenant_id, start, end)
+            except KafkaSourceError as exc:
+                _fail(str(exc))
+        else:
+            replay = replay_tenant(folder, tenant_id, start, end)
     except ReplayError as exc:
         _fail(str(exc))
     members = [a for a in replay.accounts if a.customer_id is not None]
@@ -237,8 +349,6 @@ def replay_events(
         f"{cents_text(sum(a.balance_at_end for a in members))} AUD; change in window "
         f"{cents_text(sum(a.change for a in members))} AUD"
     )
-    if csv_out is not None and not csv_out.parent.is_dir():
-        _fail(f"--csv: cannot write {csv_out}: {csv_out.parent} is not a folder")
     for problem in replay.problems[:10]:
         typer.echo(f"chain problem: {problem}", err=True)
     if csv_out is not None:

@@ -5,6 +5,9 @@ Saturday included), which runs in about a second and still has salaries,
 card spend, bills, fast payments, savings sweeps and insufficient-funds
 refusals in it. Tests must treat the run folder as read-only: the ones that
 tamper with it copy it first (`copy_run`).
+
+The Kafka fixtures (a Tansu broker for the session, brokers of a test's own,
+a local S3) are in kafka_fixtures.py.
 """
 
 from __future__ import annotations
@@ -23,8 +26,9 @@ from scenarios.schema import Scenario
 from sim.twin import RunOptions, RunOutcome, Twin
 from turingcore.eventlog import EventLogReader
 
-#: Fixture modules of services (PostgreSQL: `pg_database`, `pg_ledger`, `new_tenant`).
-pytest_plugins = ["pg_fixtures"]
+#: Fixture modules of services (PostgreSQL: `pg_database`, `pg_ledger`, `new_tenant`;
+#: the Kafka broker: see kafka_fixtures).
+pytest_plugins = ["pg_fixtures", "kafka_fixtures"]
 
 SMALL_SEED = 7
 

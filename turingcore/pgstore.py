@@ -1550,3 +1550,8 @@ class PostgresOutbox:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def open_outbox(dsn: str) -> PostgresOutbox:
+    """The store's outbox for the Kafka relay (`turingcore relay --dsn`), as the relay role."""
+    return PostgresOutbox(dsn)
