@@ -90,6 +90,25 @@ def pg_database() -> Iterator[PgDatabase]:
 
 
 @pytest.fixture
+def fresh_pg_database() -> Iterator[PgDatabase]:
+    """A database of this test's own, migrated; dropped after it.
+
+    For tests that create tenants with fixed ids or codes (a scenario's
+    `cu-a`/`CU_A`): tenant codes are unique on the platform, so such runs
+    cannot share the session database.
+    """
+    admin = admin_connection()
+    name = create_database(admin, "tc_fresh")
+    try:
+        dsn = dsn_of(name)
+        migrate(dsn)
+        yield PgDatabase(name, dsn)
+    finally:
+        drop_database(admin, name)
+        admin.close()
+
+
+@pytest.fixture
 def pg_ledger(pg_database: PgDatabase) -> Iterator[PostgresLedger]:
     """A `PostgresLedger` on the session database as `turingcore_app`, closed after the test."""
     ledger = PostgresLedger(pg_database.dsn)

@@ -7,11 +7,12 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from kafka_fixtures import LOCAL_S3, produce_raw, wait_for
+from kafka_fixtures import LOCAL_S3, produce_raw, start_or_skip, wait_for
 from services import service_missing
 
 from turingcore.broker import (
@@ -179,3 +180,23 @@ def test_a_broker_dies_with_a_parent_that_was_killed(tansu_bin: str, tmp_path: P
     assert parent.returncode == -signal.SIGKILL, parent.stderr
     orphan = int(parent.stdout.split()[0])
     wait_for(lambda: not _alive(orphan), 10, f"broker {orphan} to die with its parent")
+
+
+def test_a_broker_started_from_a_short_lived_thread_outlives_it(
+    tansu_bin: str, tmp_path: Path
+) -> None:
+    """Started by a thread that then ends (a chaos thread restarting it), the broker runs on.
+
+    The kill-with-parent hook follows the starting *thread*, so it is only
+    set from the main thread; otherwise the broker died with its starter.
+    """
+    broker = TansuBroker(log_path=tmp_path / "t.log", binary=tansu_bin)
+    starter = threading.Thread(target=start_or_skip, args=(broker,))
+    starter.start()
+    starter.join(60)
+    try:
+        assert broker.running
+        assert broker.ready(5.0)
+        assert broker.running  # still there once the starting thread is gone
+    finally:
+        broker.stop()

@@ -171,7 +171,7 @@ def test_the_twin_over_http_writes_the_embedded_chains(
     else:
         from turingcore.pgstore import PostgresLedger
 
-        ledger = PostgresLedger(request.getfixturevalue("pg_database").dsn)
+        ledger = PostgresLedger(request.getfixturevalue("fresh_pg_database").dsn)
     with serving(ledger) as url:
         run = run_over_http(small_scenario, tmp_path / "run", url)
     assert {name: r["passed"] for name, r in run.summary["invariants"].items()} == dict.fromkeys(

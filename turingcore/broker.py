@@ -199,7 +199,14 @@ class ManagedProcess:
                     stderr=subprocess.STDOUT,
                     env=env,
                     start_new_session=True,
-                    preexec_fn=_die_with_parent(),  # one C call in the child, nothing else
+                    # one C call in the child, nothing else; only from the main thread:
+                    # PR_SET_PDEATHSIG would kill the child when a short-lived starting
+                    # thread ends (atexit still stops it then)
+                    preexec_fn=(
+                        _die_with_parent()
+                        if threading.current_thread() is threading.main_thread()
+                        else None
+                    ),
                 )
             except OSError as exc:
                 raise BrokerError(f"{self.describe()}: cannot run {argv[0]}: {exc}") from None
