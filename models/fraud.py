@@ -218,6 +218,8 @@ class TenantFraud:
         self.rows: list[dict[str, Any]] = []
         self.totals = FraudDay()
         self.alerts_by_rule: Counter[str] = Counter()
+        #: alerts on legitimate payments, by rule (what to tune when precision is low)
+        self.false_alerts_by_rule: Counter[str] = Counter()
         self._last_fp_cause = ""
         #: occurredAt of the tenant's latest event (the chain is in time order)
         self.latest = ""
@@ -628,11 +630,14 @@ class TenantFraud:
         payload = event.payload
         cause = event.causation_id
         self.today.alerts += 1
-        self.alerts_by_rule[str(_field(payload, "rule", "rule"))] += 1
+        rule = str(_field(payload, "rule", "rule"))
+        self.alerts_by_rule[rule] += 1
         labelled = self.labels.get(cause)
         if labelled is not None:
             self.alerted.add(cause)
-        elif cause != self._last_fp_cause:
+        else:
+            self.false_alerts_by_rule[rule] += 1
+        if labelled is None and cause != self._last_fp_cause:
             self._last_fp_cause = cause  # an entry's alerts arrive together: count it once
             self.today.legit_alerted += 1
         exposed = list(self.watching.get(_field(payload, "accountId", "account_id"), ()))
@@ -717,11 +722,13 @@ def summary_block(books: Sequence[TenantFraud]) -> dict[str, Any]:
     """Totals, confusion matrix, campaigns by kind and time to detect over some tenants."""
     totals = FraudDay()
     rules: Counter[str] = Counter()
+    false_rules: Counter[str] = Counter()
     campaigns: list[Campaign] = []
     for book in books:
         for item in fields(FraudDay):
             setattr(totals, item.name, getattr(totals, item.name) + getattr(book.totals, item.name))
         rules.update(book.alerts_by_rule)
+        false_rules.update(book.false_alerts_by_rule)
         campaigns += book.campaigns
     matrix = confusion(totals)
     detected = [c for c in campaigns if c.detected_at is not None]
@@ -761,6 +768,7 @@ def summary_block(books: Sequence[TenantFraud]) -> dict[str, Any]:
         "refused_cents": totals.refused_cents,
         "alerts": totals.alerts,
         "alerts_by_rule": dict(sorted(rules.items())),
+        "false_alerts_by_rule": dict(sorted(false_rules.items())),
         "reports": totals.reports,
         "cash_reportable": totals.cash_reportable,
     }
@@ -800,6 +808,7 @@ DEFINITIONS = {
     "detected_cents": "amounts of fraudulent payments an alert named",
     "prevented_cents": "outgoing payments a stopped campaign still planned",
     "refused_cents": "fraudulent payments the platform refused (insufficient funds)",
+    "false_alerts_by_rule": "alerts that named a legitimate payment, by rule",
     "reports": "ThresholdTransactionReported events (AUSTRAC TTR, cash >= AUD 10,000)",
     "cash_reportable": "accepted cash transactions of AUD 10,000 or more the twin sent",
 }
