@@ -178,6 +178,8 @@ class FraudDay:
     campaigns_started: int = 0
     campaigns_detected: int = 0
     cash_reportable: int = 0
+    takeovers_started: int = 0
+    scams_started: int = 0
 
 
 CSV_COLUMNS = (
@@ -338,6 +340,10 @@ class TenantFraud:
         campaign.started = self.env.now
         self.campaigns.append(campaign)
         self.today.campaigns_started += 1
+        if campaign.kind == ATO:
+            self.today.takeovers_started += 1
+        elif campaign.kind == APP:
+            self.today.scams_started += 1
         try:
             yield from process
         finally:
@@ -854,6 +860,8 @@ class FraudModel:
             # so that detected / (detected + undetected) over a span is detected / started
             undetected = row.campaigns_started - row.campaigns_detected
             record("fraud_campaigns_undetected", tenant, day, undetected)
+            record("fraud_takeovers", tenant, day, row.takeovers_started)
+            record("fraud_scams", tenant, day, row.scams_started)
 
     def summary(self) -> dict[str, Any]:
         """The `fraud_summary.json` content (and the report's `summary["fraud"]`)."""

@@ -16,6 +16,7 @@ from typing import Annotated
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from models.card_products import CARD_SOURCES, CardParams
 from models.loan_products import LENDING_SOURCES, LendingParams
 
 PositiveDollars = Annotated[Decimal, Field(gt=0, max_digits=14, decimal_places=2)]
@@ -200,6 +201,7 @@ class Behaviour(Params):
     lifecycle: LifecycleParams = LifecycleParams()
     term_deposits: TermDepositParams = TermDepositParams()
     lending: LendingParams = LendingParams()
+    credit_cards: CardParams = CardParams()
     salary: SalaryParams = SalaryParams()
     opening: OpeningParams = OpeningParams()
     card_spend: FlowParams = FlowParams(rate_per_day=1.15, mean_amount=Decimal("41.00"), cv=1.4)
@@ -314,4 +316,5 @@ SOURCES: dict[str, str] = {
     "weekday_multipliers": "assumed shape (Friday/Saturday peaks, quiet Sunday) per card data",
     "month_multipliers": "ABS retail trade: December peak, February trough",
     **{f"lending.{key}": source for key, source in LENDING_SOURCES.items()},
+    **{f"credit_cards.{key}": source for key, source in CARD_SOURCES.items()},
 }

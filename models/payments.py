@@ -125,6 +125,8 @@ def daily_payments(env: Any, world: TenantWorld) -> Generator[Any, Any, None]:
     book = PaymentBook(world)
     rng = world.rng("transactions")
     tag_rng = world.rng("merchants")
+    card_rng = world.rng("card-choice")
+    card_share = world.behaviour.credit_cards.spend_share
     clock, scenario = world.clock, world.scenario
     day = clock.date_at(env.now)
     while day < scenario.end:
@@ -142,6 +144,9 @@ def daily_payments(env: Any, world: TenantWorld) -> Generator[Any, Any, None]:
         )
         merchant = tag_rng.integers(0, len(book.card_tags), len(draws)).tolist()
         counterparty = payee_indices(tag_rng, draws.member, world.behaviour.npp_payees).tolist()
+        # Which card purchases a cardholder puts on the credit card (drawn only
+        # once the tenant has cards, so a run without them draws as before).
+        on_card = (card_rng.random(len(draws)) < card_share).tolist() if world.card_of else None
         for hour in range(24):
             low, high = bounds[hour], bounds[hour + 1]
             if low == high:
@@ -149,7 +154,7 @@ def daily_payments(env: Any, world: TenantWorld) -> Generator[Any, Any, None]:
             at = start + hour * 3600
             if at > env.now:
                 yield env.timeout(at - env.now)
-            _submit_slice(world, book, day, start, rows, merchant, counterparty, low, high)
+            _submit_slice(world, book, day, start, rows, merchant, counterparty, on_card, low, high)
         day += timedelta(days=1)
 
 
@@ -184,16 +189,22 @@ def _submit_slice(
     rows: tuple[list[int], list[int], list[int], list[int]],
     merchant: list[int],
     counterparty: list[int],
+    on_card: list[bool] | None,
     low: int,
     high: int,
 ) -> None:
-    """Build, predict, submit and reconcile one hour of payments (the hot loop)."""
+    """Build, predict, submit and reconcile one hour of payments (the hot loop).
+
+    A cardholder's purchase drawn `on_card` goes on their credit card when the
+    card has room for it (so the platform accepts it), else on the debit card.
+    """
     seconds, flows, members, amounts = rows
     tenant_id = world.tenant_id
     iso_at = world.clock.iso_at
     next_ids = world.ids.next
     transaction_accounts = world.transaction_accounts
     savings_accounts = world.savings_accounts
+    card_of = world.card_of
     shadow = world.shadow
     balances = shadow.balances
     metadata = world.metadata
@@ -222,8 +233,12 @@ def _submit_slice(
             else:
                 debit = CLEARING[flow]
             credit = account
-            legs = [Leg(account, "CREDIT", amount), Leg(debit, "DEBIT", amount)]
-            expected = balances.get(account, 0) >= amount
+            if on_card is not None and flow == card and on_card[i]:
+                held = card_of.get(member)
+                if held is not None and balances.get(held[0], 0) + held[1] >= amount:
+                    credit = held[0]
+            legs = [Leg(credit, "CREDIT", amount), Leg(debit, "DEBIT", amount)]
+            expected = credit != account or balances.get(account, 0) >= amount
         if flow == card:
             tags = card_tags[merchant[i]]
         elif flow == npp_out:

@@ -34,7 +34,7 @@ from analysis.invariants import InvariantSuite
 from analysis.kpis import KpiRecorder, KpiRow
 from analysis.report import write_report
 from analysis.verify import snapshot_tables
-from models import fraud, lending, savings, term_deposits
+from models import credit_cards, fraud, lending, savings, term_deposits
 from models.lifecycle import LabourForce, grow_prices, grow_wages
 from models.macro import Economy, MacroMonth
 from models.members import Onboarding, member_growth, onboard, setup_tenant
@@ -55,9 +55,12 @@ from turingcore.events import BalanceUpdatedPayload, SealedEvent
 
 EVENT_LOG = "events.sqlite"
 #: Models that plug into a run through `sim.context.RunContext` (lending, fraud, ...).
+#: Lending and cards move money at the day close before savings takes its
+#: end-of-day balances (each puts its day-close hook first, lending ahead).
 EXTENSIONS: tuple[Callable[[RunContext], None], ...] = (
     savings.attach,
     term_deposits.attach,
+    credit_cards.attach,
     lending.attach,
     fraud.attach,
 )

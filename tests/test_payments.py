@@ -147,7 +147,9 @@ def test_savings_sweeps_move_money_between_a_members_own_accounts(small_events) 
             for e in events
             if e["eventType"] == "AccountOpened"
         }
-        for sweep in entries(events, "INTERNAL"):
+        internal = entries(events, "INTERNAL")  # also card repayments, interest, top-ups
+        for sweep in (e for e in internal if e["payload"]["narrative"] == "Transfer to savings"):
+            assert sweep["payload"]["tags"]["category"] == "savings"
             found += 1
             legs = legs_by_direction(sweep)
             (everyday, amount), (saver, debited) = legs["CREDIT"][0], legs["DEBIT"][0]
@@ -155,7 +157,6 @@ def test_savings_sweeps_move_money_between_a_members_own_accounts(small_events) 
             assert opened[everyday][1] == "EVERYDAY"
             assert opened[saver][1] == "SAVER"
             assert opened[everyday][0] == opened[saver][0]
-            assert sweep["payload"]["narrative"] == "Transfer to savings"
     assert found > 0
 
 
@@ -177,10 +178,11 @@ def test_every_entry_is_balanced_and_booked_on_its_day(small_events) -> None:
 def test_no_member_balance_goes_negative(small_events) -> None:
     """Deposit accounts have no overdraft: every member balance update stays at or above 0."""
     for events in small_events.values():
-        loans = {  # a loan owed is negative (models.lending)
+        loans = {  # a loan or a credit card owed is negative (models.lending, credit_cards)
             e["entityId"]
             for e in events
-            if e["eventType"] == "AccountOpened" and e["payload"]["productType"] == "LOAN"
+            if e["eventType"] == "AccountOpened"
+            and e["payload"]["productType"] in ("LOAN", "CREDIT_CARD")
         }
         for event in events:
             if event["eventType"] == "AccountBalanceUpdated":
