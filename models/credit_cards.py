@@ -369,11 +369,12 @@ class CardBook:
             return
         world = self.world
         shadow = world.shadow
+        active = world.members.active
         plans = []
         for card in due:
             card.due = None
-            if not card.open or card.closing <= 0:
-                continue
+            if not card.open or card.closing <= 0 or not active[card.member]:
+                continue  # a member who left pays the card out instead (`_leavers`)
             target = card.closing
             if not card.full_payer:
                 target = max(card.minimum, card.closing * card.repay_bp // BASIS_POINTS)

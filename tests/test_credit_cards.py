@@ -231,12 +231,12 @@ def test_interest_and_statements_equal_an_exact_reference_from_the_events(
                 free = False
             before = [cents for text, cents in today if text not in (INTEREST, PAYOUT)]
             balance += sum(before)
-            if due == day:
+            leaving = any(text == PAYOUT for text, _ in today)
+            if due == day and not leaving:  # a leaver pays the card out instead
                 paid = sum(cents for text, cents in today if text == REPAYMENT)
                 free, due = paid >= closing, None
             accrued += Fraction(max(-balance, 0)) * RATE / 100 / 365
             expected_interest = 0
-            leaving = any(text == PAYOUT for text, _ in today)
             if day.day == card.statement_day or leaving:
                 interest = 0 if free else round_half_even(accrued)
                 accrued = Fraction(0)
