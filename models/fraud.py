@@ -45,9 +45,11 @@ or metadata, and `tests/test_fraud.py` scans the stored events for it.
   out (its remaining planned outgoing payments); **refused** is fraud the
   platform refused (insufficient funds).
 
-Outputs: `fraud.csv` (per tenant per day), `fraud_summary.json` (the
-confusion matrix, campaigns by kind, time to detect; the shape `summary["fraud"]`
-takes in the report), KPI series for declared expectations, and expected vs
+Outputs: `fraud.csv` (per tenant per day, with the day's account takeovers
+and scams started, so a scripted wave shows per month), `fraud_summary.json`
+(the confusion matrix, alerts by rule and those on legitimate payments,
+campaigns by kind, time to detect; the shape `summary["fraud"]` takes in the
+report), KPI series for declared expectations, and expected vs
 actual items: campaign recall against `recall_floor`, every cash transaction
 of AUD 10,000 or more reported, and the confusion matrix adding up.
 """
