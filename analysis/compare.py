@@ -68,6 +68,7 @@ SUMMARY_FILE = "summary.json"
 MACRO_FILE = "macro.csv"
 LENDING_FILE = "lending.csv"
 FRAUD_FILE = "fraud.csv"
+CARDS_FILE = "cards.csv"
 FINGERPRINT_PREFIX = 12
 _PALETTE = "tab10"
 _MAX_DEFAULT_NAME = 100
@@ -115,6 +116,18 @@ TABLE_SCHEMAS: dict[str, dict[str, str]] = {
         "tenant_id": TEXT,
         "fraud_losses_cents": INT,
         "detected_cents": INT,
+        "campaigns_started": INT,
+        "takeovers_started": INT,
+        "scams_started": INT,
+    },
+    CARDS_FILE: {
+        "date": DATE,
+        "tenant_id": TEXT,
+        "cards": INT,
+        "limits_cents": INT,
+        "balances_cents": INT,
+        "revolving_cents": INT,
+        "interest_cents": INT,
     },
 }
 
@@ -855,6 +868,87 @@ def _draw_fraud(ctx: CompareContext, path: Path) -> None:
     _save(fig, path)
 
 
+def _monthly(table: Table, column: str) -> Series:
+    """A flow summed per calendar month over every tenant, dated on the month's first day.
+
+    A surge of a few months shows as a step in the per-month values, where a
+    cumulative line only bends; a month the run covers in part counts only
+    its covered days.
+    """
+    values: dict[datetime.date, float] = {}
+    for row in table.rows:
+        month = row[table.time_column].replace(day=1)
+        values[month] = values.get(month, 0) + row[column]
+    months = sorted(values)
+    return months, np.array([values[m] for m in months], dtype=np.float64)
+
+
+def _draw_fraud_monthly(ctx: CompareContext, path: Path) -> None:
+    lost = [_monthly(_table(r, FRAUD_FILE), "fraud_losses_cents") for r in ctx.runs]
+    detected = [_monthly(_table(r, FRAUD_FILE), "detected_cents") for r in ctx.runs]
+    started = [_monthly(_table(r, FRAUD_FILE), "campaigns_started") for r in ctx.runs]
+    pushed = []  # account takeovers and push-payment scams: what a scam wave is made of
+    for run in ctx.runs:
+        days, takeovers = _monthly(_table(run, FRAUD_FILE), "takeovers_started")
+        _, scams = _monthly(_table(run, FRAUD_FILE), "scams_started")
+        pushed.append((days, takeovers + scams))
+    scale, unit, money_format = _money_unit(_peak([*lost, *detected]))
+    fig, (top, bottom) = _figure((FIGSIZE[0], 8.0), 2, 1)
+    fig.suptitle("Fraud per month, all tenants", fontsize=13, x=0.01, ha="left")
+    drawn = _plot_runs(top, ctx, lost, scale=scale)
+    drawn = _plot_runs(top, ctx, detected, scale=scale, linestyle="--") or drawn
+    if drawn:
+        _style(top, ctx, "Losses (solid) vs detected (dashed)", f"Amount ({unit})", money_format)
+    else:
+        no_data(top, "No rows in any run", fontsize=14)
+    drawn = _plot_runs(bottom, ctx, started)
+    drawn = _plot_runs(bottom, ctx, pushed, linestyle=":") or drawn
+    if drawn:
+        _style(
+            bottom,
+            ctx,
+            "Campaigns started: all (solid), takeovers + scams (dotted)",
+            "Campaigns",
+            "{x:,.0f}",
+        )
+    else:
+        no_data(bottom, "No rows in any run", fontsize=14)
+    keys = [
+        Line2D([], [], color="0.3", linestyle="-", label="fraud losses / all campaigns"),
+        Line2D([], [], color="0.3", linestyle="--", label="detected"),
+        Line2D([], [], color="0.3", linestyle=":", label="takeovers + scams"),
+    ]
+    _run_legend(fig, ctx, keys)
+    _save(fig, path)
+
+
+def _draw_cards(ctx: CompareContext, path: Path) -> None:
+    tables = [_table(r, CARDS_FILE) for r in ctx.runs]
+    owed = [_series(t, "balances_cents") for t in tables]
+    utilisation, revolving = [], []
+    for table in tables:
+        days, balances = _series(table, "balances_cents")
+        _, limits = _series(table, "limits_cents")
+        _, accruing = _series(table, "revolving_cents")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            utilisation.append((days, np.where(limits > 0, 100 * balances / limits, np.nan)))
+            revolving.append((days, np.where(balances > 0, 100 * accruing / balances, np.nan)))
+    scale, unit, money_format = _money_unit(_peak(owed))
+    fig, axes = _figure((FIGSIZE[0], 10.0), 3, 1)
+    fig.suptitle("Credit cards, all tenants (end of day)", fontsize=13, x=0.01, ha="left")
+    for ax, series, name, ylabel, fmt, unit_scale in (
+        (axes[0], owed, "Owed on cards", f"Balances ({unit})", money_format, scale),
+        (axes[1], utilisation, "Utilisation (owed / limits)", "% of limits", "{x:,.1f}", 1.0),
+        (axes[2], revolving, "Owed on cards accruing interest", "% of owed", "{x:,.1f}", 1.0),
+    ):
+        if _plot_runs(ax, ctx, series, scale=unit_scale):
+            _style(ax, ctx, name, ylabel, fmt)
+        else:
+            no_data(ax, f"{name}: no rows", fontsize=14)
+    _run_legend(fig, ctx)
+    _save(fig, path)
+
+
 def _draw_macro(ctx: CompareContext, path: Path) -> None:
     tables = [_table(r, MACRO_FILE) for r in ctx.runs]
     cash = [_series(t, "cash_rate", "last") for t in tables]
@@ -946,6 +1040,36 @@ PANELS: tuple[Panel, ...] = (
         "Fraud losses vs detected",
         (Need(FRAUD_FILE, ("date", "tenant_id", "fraud_losses_cents", "detected_cents")),),
         _draw_fraud,
+    ),
+    Panel(
+        "fraud_monthly",
+        "Fraud per month (losses, detected, campaigns)",
+        (
+            Need(
+                FRAUD_FILE,
+                (
+                    "date",
+                    "tenant_id",
+                    "fraud_losses_cents",
+                    "detected_cents",
+                    "campaigns_started",
+                    "takeovers_started",
+                    "scams_started",
+                ),
+            ),
+        ),
+        _draw_fraud_monthly,
+    ),
+    Panel(
+        "cards",
+        "Credit cards (owed, utilisation, revolving share)",
+        (
+            Need(
+                CARDS_FILE,
+                ("date", "tenant_id", "balances_cents", "limits_cents", "revolving_cents"),
+            ),
+        ),
+        _draw_cards,
     ),
     Panel(
         "macro",

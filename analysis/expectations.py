@@ -470,15 +470,20 @@ register_kpi(
 # the end of the day, flows as the day's counts). "all" sums every tenant.
 
 
-def _lending_on(data: KpiData, series: str, tenant: str, day: datetime.date) -> int:
-    """One lending series on one day; for "all", summed over every tenant of the run.
+def _lending_on(
+    data: KpiData, series: str, tenant: str, day: datetime.date, model: str = "lending"
+) -> int:
+    """One model's daily series on one day; for "all", summed over every tenant of the run.
+
+    Used for lending's series and the credit cards' (`model` names which, for
+    the message when the series is missing).
 
     Raises:
         KpiUnavailable: if the run recorded no such series or a tenant has no value that day.
     """
     points = data.extra_series.get(series)
     if points is None:
-        raise KpiUnavailable(f"the run recorded no {series!r} series (lending not run?)")
+        raise KpiUnavailable(f"the run recorded no {series!r} series ({model} not run?)")
     tenants = data.tenants if tenant == ALL_TENANTS else [tenant]
     if not tenants:
         raise KpiUnavailable("the run has no KPI rows")
@@ -491,25 +496,25 @@ def _lending_on(data: KpiData, series: str, tenant: str, day: datetime.date) -> 
     return total
 
 
-def _lending_level(series: str) -> KpiFunction:
-    """A lending balance: on `at`, or its mean over the window."""
+def _lending_level(series: str, model: str = "lending") -> KpiFunction:
+    """A lending (or card) balance: on `at`, or its mean over the window."""
 
     def level(data: KpiData, tenant: str, at: datetime.date, window_days: int | None) -> Number:
         if window_days is None:
-            return _lending_on(data, series, tenant, at)
+            return _lending_on(data, series, tenant, at, model)
         days = _span(data, at, window_days)
-        total = sum(_lending_on(data, series, tenant, day) for day in days)
+        total = sum(_lending_on(data, series, tenant, day, model) for day in days)
         return _DECIMAL.divide(Decimal(total), Decimal(len(days)))
 
     return level
 
 
-def _lending_flow(series: str) -> KpiFunction:
-    """A lending daily count: totalled since the first day, or over the window."""
+def _lending_flow(series: str, model: str = "lending") -> KpiFunction:
+    """A lending (or card) daily flow: totalled since the first day, or over the window."""
 
     def flow(data: KpiData, tenant: str, at: datetime.date, window_days: int | None) -> Number:
         days = _span(data, at, window_days)
-        return sum(_lending_on(data, series, tenant, day) for day in days)
+        return sum(_lending_on(data, series, tenant, day, model) for day in days)
 
     return flow
 
@@ -555,6 +560,60 @@ def _approval_rate(
         raise KpiUnavailable("no loan applications in the span; the rate is undefined")
     approvals = sum(_lending_on(data, "loan_approvals", tenant, day) for day in days)
     return _DECIMAL.divide(Decimal(approvals), Decimal(applications))
+
+
+# Credit cards (published by models.credit_cards per tenant per day: stocks at
+# the end of the day, flows as the day's amounts and counts). "all" sums every
+# tenant; utilisation and the revolving share are ratios of the summed stocks.
+
+_CARDS = "credit cards"
+register_kpi(
+    "cards", "open credit card accounts at the end of `at` (window: mean)", cumulative=False
+)(_lending_level("card_accounts", _CARDS))
+register_kpi(
+    "card_balances_cents",
+    "owed on credit cards at the end of `at`, cents (window: mean of the days)",
+    cumulative=False,
+)(_lending_level("card_balances_cents", _CARDS))
+register_kpi(
+    "card_interest_cents", "interest charged on credit cards since the first day (or window), cents"
+)(_lending_flow("card_interest_cents", _CARDS))
+register_kpi(
+    "card_spend_cents", "purchases on credit cards since the first day (or window), cents"
+)(_lending_flow("card_spend_cents", _CARDS))
+register_kpi(
+    "card_repayments_cents", "credit card repayments since the first day (or window), cents"
+)(_lending_flow("card_repayments_cents", _CARDS))
+register_kpi(
+    "card_missed_payments",
+    "credit card statements paid below their minimum, since the first day (or window)",
+)(_lending_flow("card_missed_payments", _CARDS))
+
+
+def _card_ratio(numerator: str, denominator: str, undefined: str) -> KpiFunction:
+    """numerator / denominator of two card stocks on `at` (window: of the window's sums)."""
+
+    def ratio(data: KpiData, tenant: str, at: datetime.date, window_days: int | None) -> Number:
+        days = [at] if window_days is None else _span(data, at, window_days)
+        below = sum(_lending_on(data, denominator, tenant, day, _CARDS) for day in days)
+        if below == 0:
+            raise KpiUnavailable(undefined)
+        above = sum(_lending_on(data, numerator, tenant, day, _CARDS) for day in days)
+        return _DECIMAL.divide(Decimal(above), Decimal(below))
+
+    return ratio
+
+
+register_kpi(
+    "card_utilisation",
+    "owed on credit cards / their limits on `at` (window: of the window's sums)",
+    cumulative=False,
+)(_card_ratio("card_balances_cents", "card_limits_cents", "no credit card limits on the day"))
+register_kpi(
+    "card_revolving_share",
+    "owed on cards accruing interest (not paid in full) / owed on all cards on `at`",
+    cumulative=False,
+)(_card_ratio("card_revolving_cents", "card_balances_cents", "nothing owed on cards that day"))
 
 
 # Fraud (published by models.fraud per tenant per day: the day's amounts and
@@ -625,6 +684,34 @@ register_kpi("fraud_alerts", "FraudAlertRaised events since the first day (or wi
 register_kpi("fraud_campaigns", "fraud campaigns started since the first day (or window)")(
     _fraud_flow("fraud_campaigns")
 )
+
+
+def _fraud_rate(series: Sequence[str]) -> KpiFunction:
+    """Campaigns of some kinds started per 1,000 members a year over the span (scale-free).
+
+    Members are the KPI rows' end-of-day members, summed over the span's days
+    (member-days), so the rate is comparable between scales and tenant sizes.
+    """
+
+    def rate(data: KpiData, tenant: str, at: datetime.date, window_days: int | None) -> Number:
+        days = _span(data, at, window_days)
+        member_days = data.field_over("members", tenant, days)
+        if member_days == 0:
+            raise KpiUnavailable("no members in the span; the rate is undefined")
+        started = sum(_fraud_over(data, name, tenant, days) for name in series)
+        return _DECIMAL.divide(Decimal(started) * 365_250, Decimal(member_days))
+
+    return rate
+
+
+register_kpi(
+    "fraud_campaign_rate",
+    "fraud campaigns started per 1,000 members a year, since the first day (or over the window)",
+)(_fraud_rate(("fraud_campaigns",)))
+register_kpi(
+    "fraud_ato_app_rate",
+    "account takeovers and push-payment scams started per 1,000 members a year (or window)",
+)(_fraud_rate(("fraud_takeovers", "fraud_scams")))
 register_kpi(
     "fraud_precision",
     "alerted payments that were fraudulent / alerted payments, since the first day (or window)",

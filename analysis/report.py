@@ -475,6 +475,15 @@ def _section_fraud(summary: Mapping[str, Any]) -> list[str]:
     ]
     rows = [[label, _aud_cell(everything.get(key))] for label, key in money]
     lines += _table(["fraud money", "AUD"], rows, "lr")
+    rules = _mapping(everything.get("alerts_by_rule"))
+    if rules:
+        false_alerts = _mapping(everything.get("false_alerts_by_rule"))
+        rows = [
+            [rule, _count(count), _count(false_alerts.get(rule, 0) if false_alerts else None)]
+            for rule, count in sorted(rules.items())
+        ]
+        lines += ["", "Alerts by rule:", ""]
+        lines += _table(["rule", "alerts", "on legitimate payments"], rows, "lrr")
     kinds = _mapping(campaigns.get("by_kind"))
     if kinds:
         header = ["campaign", "started", "detected", "recall", "median time to detect"]

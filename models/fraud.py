@@ -45,9 +45,11 @@ or metadata, and `tests/test_fraud.py` scans the stored events for it.
   out (its remaining planned outgoing payments); **refused** is fraud the
   platform refused (insufficient funds).
 
-Outputs: `fraud.csv` (per tenant per day), `fraud_summary.json` (the
-confusion matrix, campaigns by kind, time to detect; the shape `summary["fraud"]`
-takes in the report), KPI series for declared expectations, and expected vs
+Outputs: `fraud.csv` (per tenant per day, with the day's account takeovers
+and scams started, so a scripted wave shows per month), `fraud_summary.json`
+(the confusion matrix, alerts by rule and those on legitimate payments,
+campaigns by kind, time to detect; the shape `summary["fraud"]` takes in the
+report), KPI series for declared expectations, and expected vs
 actual items: campaign recall against `recall_floor`, every cash transaction
 of AUD 10,000 or more reported, and the confusion matrix adding up.
 """
@@ -178,6 +180,8 @@ class FraudDay:
     campaigns_started: int = 0
     campaigns_detected: int = 0
     cash_reportable: int = 0
+    takeovers_started: int = 0
+    scams_started: int = 0
 
 
 CSV_COLUMNS = (
@@ -218,6 +222,8 @@ class TenantFraud:
         self.rows: list[dict[str, Any]] = []
         self.totals = FraudDay()
         self.alerts_by_rule: Counter[str] = Counter()
+        #: alerts on legitimate payments, by rule (what to tune when precision is low)
+        self.false_alerts_by_rule: Counter[str] = Counter()
         self._last_fp_cause = ""
         #: occurredAt of the tenant's latest event (the chain is in time order)
         self.latest = ""
@@ -336,6 +342,10 @@ class TenantFraud:
         campaign.started = self.env.now
         self.campaigns.append(campaign)
         self.today.campaigns_started += 1
+        if campaign.kind == ATO:
+            self.today.takeovers_started += 1
+        elif campaign.kind == APP:
+            self.today.scams_started += 1
         try:
             yield from process
         finally:
@@ -628,11 +638,14 @@ class TenantFraud:
         payload = event.payload
         cause = event.causation_id
         self.today.alerts += 1
-        self.alerts_by_rule[str(_field(payload, "rule", "rule"))] += 1
+        rule = str(_field(payload, "rule", "rule"))
+        self.alerts_by_rule[rule] += 1
         labelled = self.labels.get(cause)
         if labelled is not None:
             self.alerted.add(cause)
-        elif cause != self._last_fp_cause:
+        else:
+            self.false_alerts_by_rule[rule] += 1
+        if labelled is None and cause != self._last_fp_cause:
             self._last_fp_cause = cause  # an entry's alerts arrive together: count it once
             self.today.legit_alerted += 1
         exposed = list(self.watching.get(_field(payload, "accountId", "account_id"), ()))
@@ -717,11 +730,13 @@ def summary_block(books: Sequence[TenantFraud]) -> dict[str, Any]:
     """Totals, confusion matrix, campaigns by kind and time to detect over some tenants."""
     totals = FraudDay()
     rules: Counter[str] = Counter()
+    false_rules: Counter[str] = Counter()
     campaigns: list[Campaign] = []
     for book in books:
         for item in fields(FraudDay):
             setattr(totals, item.name, getattr(totals, item.name) + getattr(book.totals, item.name))
         rules.update(book.alerts_by_rule)
+        false_rules.update(book.false_alerts_by_rule)
         campaigns += book.campaigns
     matrix = confusion(totals)
     detected = [c for c in campaigns if c.detected_at is not None]
@@ -761,6 +776,7 @@ def summary_block(books: Sequence[TenantFraud]) -> dict[str, Any]:
         "refused_cents": totals.refused_cents,
         "alerts": totals.alerts,
         "alerts_by_rule": dict(sorted(rules.items())),
+        "false_alerts_by_rule": dict(sorted(false_rules.items())),
         "reports": totals.reports,
         "cash_reportable": totals.cash_reportable,
     }
@@ -800,6 +816,7 @@ DEFINITIONS = {
     "detected_cents": "amounts of fraudulent payments an alert named",
     "prevented_cents": "outgoing payments a stopped campaign still planned",
     "refused_cents": "fraudulent payments the platform refused (insufficient funds)",
+    "false_alerts_by_rule": "alerts that named a legitimate payment, by rule",
     "reports": "ThresholdTransactionReported events (AUSTRAC TTR, cash >= AUD 10,000)",
     "cash_reportable": "accepted cash transactions of AUD 10,000 or more the twin sent",
 }
@@ -845,6 +862,8 @@ class FraudModel:
             # so that detected / (detected + undetected) over a span is detected / started
             undetected = row.campaigns_started - row.campaigns_detected
             record("fraud_campaigns_undetected", tenant, day, undetected)
+            record("fraud_takeovers", tenant, day, row.takeovers_started)
+            record("fraud_scams", tenant, day, row.scams_started)
 
     def summary(self) -> dict[str, Any]:
         """The `fraud_summary.json` content (and the report's `summary["fraud"]`)."""

@@ -76,9 +76,8 @@ repayment replaces part of their other spending (`spend_offset_share`: rent
 before a home loan, discretionary spending before a personal loan), so
 members' budgets stay calibrated; rate rises are absorbed only in part.
 
-The twin's tap counts every non-GL balance change as member deposits; loan
-accounts are not deposits, so this model takes its loan-account movements
-back out of `TenantWorld.deposits_cents`.
+Loan accounts are not deposits: the twin's tap learns them from
+`AccountOpened` (product type LOAN) and leaves them out of member deposits.
 
 Credit scores: onboarding draws each member's creditScore into the
 CreateCustomer payload without keeping it, and the initial members' events
@@ -444,7 +443,7 @@ class LendingBook:
         return len(self._staged) - 1
 
     def _flush(self, t: float, day: date) -> list[bool]:
-        """Submit the queued entries; undo refused ones; keep loan book and deposits straight."""
+        """Submit the queued entries; undo refused ones; keep the loan book straight."""
         staged, self._staged = self._staged, []
         if not staged:
             return []
@@ -474,7 +473,6 @@ class LendingBook:
                 if loan is None:
                     continue
                 signed = leg.amount if leg.direction == "DEBIT" else -leg.amount
-                world.deposits_cents -= signed  # the tap counted it as a deposit; it is not
                 self.book_cents -= signed
                 if loan.variable:
                     self.variable_book_cents -= signed

@@ -210,6 +210,9 @@ def _criteria(params: CriteriaParams) -> CreditCriteria:
 def loan_products(params: LendingParams, cash_rate: float) -> list[UpsertProduct]:
     """The three loan products as UpsertProduct payloads, priced off today's cash rate.
 
+    One table row per product (code, name, category, rate, constraints,
+    criteria); every loan is monthly principal and interest.
+
     Args:
         params: the tenant's lending parameters.
         cash_rate: the RBA cash rate now, per cent (the variable product's base).
@@ -218,53 +221,48 @@ def loan_products(params: LendingParams, cash_rate: float) -> list[UpsertProduct
         PERSONAL_LOAN, HOME_LOAN_VARIABLE and HOME_LOAN_FIXED, in that order.
     """
     personal, home = params.personal, params.home
+    personal_constraints = Constraints(
+        min_amount=cents(personal.min_amount),
+        max_amount=cents(personal.max_amount),
+        term_months_default=60 if 60 in personal.terms_months else personal.terms_months[0],
+        term_months_options=list(personal.terms_months),
+    )
     home_constraints = Constraints(
         min_amount=cents(home.min_amount),
         max_amount=cents(home.max_amount),
         term_months_default=home.term_months,
         term_months_options=[home.term_months],
     )
+    table: tuple[tuple[str, str, str, Decimal, Constraints, CriteriaParams], ...] = (
+        (
+            PERSONAL,
+            "Personal Loan",
+            "PERSONAL",
+            personal.rate,
+            personal_constraints,
+            personal.criteria,
+        ),
+        (
+            HOME_VARIABLE,
+            "Variable Home Loan",
+            "HOME",
+            variable_rate(cash_rate, home.variable_margin),
+            home_constraints,
+            home.criteria,
+        ),
+        (HOME_FIXED, "Fixed Home Loan", "HOME", home.fixed_rate, home_constraints, home.criteria),
+    )
     return [
         UpsertProduct(
-            product_code=PERSONAL,
-            name="Personal Loan",
+            product_code=code,
+            name=name,
             product_type="LOAN",
-            category="PERSONAL",
-            interest=Interest(
-                rate=personal.rate, calculation_method="MONTHLY", payment_frequency="MONTHLY"
-            ),
-            constraints=Constraints(
-                min_amount=cents(personal.min_amount),
-                max_amount=cents(personal.max_amount),
-                term_months_default=60 if 60 in personal.terms_months else personal.terms_months[0],
-                term_months_options=list(personal.terms_months),
-            ),
-            credit_criteria=_criteria(personal.criteria),
-        ),
-        UpsertProduct(
-            product_code=HOME_VARIABLE,
-            name="Variable Home Loan",
-            product_type="LOAN",
-            category="HOME",
-            interest=Interest(
-                rate=variable_rate(cash_rate, home.variable_margin),
-                calculation_method="MONTHLY",
-                payment_frequency="MONTHLY",
-            ),
-            constraints=home_constraints,
-            credit_criteria=_criteria(home.criteria),
-        ),
-        UpsertProduct(
-            product_code=HOME_FIXED,
-            name="Fixed Home Loan",
-            product_type="LOAN",
-            category="HOME",
-            interest=Interest(
-                rate=home.fixed_rate, calculation_method="MONTHLY", payment_frequency="MONTHLY"
-            ),
-            constraints=home_constraints,
-            credit_criteria=_criteria(home.criteria),
-        ),
+            category=category,
+            interest=Interest(rate=rate, calculation_method="MONTHLY", payment_frequency="MONTHLY"),
+            constraints=constraints,
+            credit_criteria=_criteria(criteria),
+        )
+        for code, name, category, rate, constraints, criteria in table
     ]
 
 

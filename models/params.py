@@ -16,6 +16,7 @@ from typing import Annotated
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from models.card_products import CARD_SOURCES, CardParams
 from models.loan_products import LENDING_SOURCES, LendingParams
 
 PositiveDollars = Annotated[Decimal, Field(gt=0, max_digits=14, decimal_places=2)]
@@ -81,6 +82,20 @@ class LifecycleParams(Params):
     churn_annual: float = Field(default=0.06, ge=0, le=1, description="members leaving a year")
     job_finding_monthly: float = Field(default=0.25, gt=0, le=1)
     real_wage_growth: float = Field(default=0.5, ge=-5, le=10, description="% a year over CPI")
+
+
+class PayeeParams(Params):
+    """Whom members pay over NPP: a handful of regular payees, and now and then someone new.
+
+    Each member has `regular` payees of their own (landlord, family, a
+    friend, a tradie they use), paid with Zipf weights 1, 1/2, 1/3, ... so
+    the first is paid most; a share `one_off_share` of payments goes to a
+    one-off payee instead. This is what lets the platform's "new payee plus
+    large amount" rule tell a member's usual rent payment from a scam.
+    """
+
+    regular: int = Field(default=4, ge=1, le=64, description="regular payees per member")
+    one_off_share: float = Field(default=0.08, ge=0, le=1, description="share to a new payee")
 
 
 class TermDepositParams(Params):
@@ -186,11 +201,13 @@ class Behaviour(Params):
     lifecycle: LifecycleParams = LifecycleParams()
     term_deposits: TermDepositParams = TermDepositParams()
     lending: LendingParams = LendingParams()
+    credit_cards: CardParams = CardParams()
     salary: SalaryParams = SalaryParams()
     opening: OpeningParams = OpeningParams()
     card_spend: FlowParams = FlowParams(rate_per_day=1.15, mean_amount=Decimal("41.00"), cv=1.4)
     bpay: FlowParams = FlowParams(rate_per_day=0.11, mean_amount=Decimal("420.00"), cv=1.1)
     npp_out: FlowParams = FlowParams(rate_per_day=0.14, mean_amount=Decimal("400.00"), cv=1.6)
+    npp_payees: PayeeParams = PayeeParams()
     npp_in: FlowParams = FlowParams(rate_per_day=0.06, mean_amount=Decimal("120.00"), cv=1.6)
     savings_transfer: FlowParams = FlowParams(
         rate_per_day=0.05, mean_amount=Decimal("180.00"), cv=1.0
@@ -252,6 +269,9 @@ SOURCES: dict[str, str] = {
     "npp_out.mean_amount": "RBA payments data: average NPP payment is several hundred AUD "
     "(rent and transfers); assumed ~AUD 400, calibrated as for bpay.mean_amount",
     "npp_out.cv": "assumed",
+    "npp_payees.regular": "assumed: most NPP payments go to a few known payees per member "
+    "(rent, family, friends; NPPA: PayID and Osko are mostly person-to-person transfers)",
+    "npp_payees.one_off_share": "assumed: about one NPP payment in twelve is to someone new",
     "npp_in.rate_per_day": "assumed",
     "npp_in.mean_amount": "assumed",
     "npp_in.cv": "assumed",
@@ -296,4 +316,5 @@ SOURCES: dict[str, str] = {
     "weekday_multipliers": "assumed shape (Friday/Saturday peaks, quiet Sunday) per card data",
     "month_multipliers": "ABS retail trade: December peak, February trough",
     **{f"lending.{key}": source for key, source in LENDING_SOURCES.items()},
+    **{f"credit_cards.{key}": source for key, source in CARD_SOURCES.items()},
 }

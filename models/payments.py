@@ -23,6 +23,7 @@ from faker import Faker
 
 from models.distributions import LogNormalAmount
 from models.identity import AustralianBankingProvider
+from models.params import PayeeParams
 from models.transactions import Flow, draw_day, expected_amount_per_member_day, flow_params
 from models.world import TenantWorld
 from sim.contract import TWIN_ACTOR
@@ -55,7 +56,41 @@ CARD_MERCHANTS = (
     ("4111", "transport"),
     ("5311", "department_store"),
 )
-COUNTERPARTIES = 256
+#: Outside accounts (BSB and number) a tenant's members pay over NPP.
+PAYEE_POOL = 4096
+#: Odd multipliers that spread members' regular payees over the pool: member m's
+#: slot j is pool[(m * MEMBER_SPREAD + j * SLOT_SPREAD) % PAYEE_POOL], so a
+#: member's slots are distinct (SLOT_SPREAD is odd, the pool a power of two) and
+#: neighbouring members' payees lie far apart; two members sharing a payee now
+#: and then (the same landlord) is realistic.
+MEMBER_SPREAD = 2_654_435_761
+SLOT_SPREAD = 40_503
+
+
+def payee_indices(rng: np.random.Generator, members: np.ndarray, params: PayeeParams) -> np.ndarray:
+    """The pool index of each row's NPP payee: mostly one of the member's regular payees.
+
+    Slot j of the member's `params.regular` payees is drawn with weight
+    1 / (j + 1); with probability `params.one_off_share` the payee is instead
+    drawn uniformly from the whole pool (someone the member has not paid
+    before, most likely). Three draws per row, in a fixed order.
+
+    Args:
+        rng: the tenant's merchant/payee stream.
+        members: member index of every row of the day.
+        params: the tenant's payee parameters.
+
+    Returns:
+        int64 pool indices, one per row (only NPP-out rows use theirs).
+    """
+    n = len(members)
+    weights = 1.0 / np.arange(1, params.regular + 1)
+    cumulative = np.cumsum(weights / weights.sum())
+    slot = np.minimum(np.searchsorted(cumulative, rng.random(n), side="right"), params.regular - 1)
+    regular = (members.astype(np.int64) * MEMBER_SPREAD + slot * SLOT_SPREAD) % PAYEE_POOL
+    one_off = rng.random(n) < params.one_off_share
+    stranger = rng.integers(0, PAYEE_POOL, n)
+    return np.where(one_off, stranger, regular)
 
 
 class PaymentBook:
@@ -75,7 +110,7 @@ class PaymentBook:
                 "category": "transfer",
                 "counterparty": f"{faker.bsb()} {faker.account_number()}",
             }
-            for _ in range(COUNTERPARTIES)
+            for _ in range(PAYEE_POOL)
         ]
         self.fixed_tags = {
             Flow.SALARY: {"channel": "PAYROLL", "category": "salary"},
@@ -90,6 +125,8 @@ def daily_payments(env: Any, world: TenantWorld) -> Generator[Any, Any, None]:
     book = PaymentBook(world)
     rng = world.rng("transactions")
     tag_rng = world.rng("merchants")
+    card_rng = world.rng("card-choice")
+    card_share = world.behaviour.credit_cards.spend_share
     clock, scenario = world.clock, world.scenario
     day = clock.date_at(env.now)
     while day < scenario.end:
@@ -106,7 +143,10 @@ def daily_payments(env: Any, world: TenantWorld) -> Generator[Any, Any, None]:
             draws.amount_cents.tolist(),
         )
         merchant = tag_rng.integers(0, len(book.card_tags), len(draws)).tolist()
-        counterparty = tag_rng.integers(0, COUNTERPARTIES, len(draws)).tolist()
+        counterparty = payee_indices(tag_rng, draws.member, world.behaviour.npp_payees).tolist()
+        # Which card purchases a cardholder puts on the credit card (drawn only
+        # once the tenant has cards, so a run without them draws as before).
+        on_card = (card_rng.random(len(draws)) < card_share).tolist() if world.card_of else None
         for hour in range(24):
             low, high = bounds[hour], bounds[hour + 1]
             if low == high:
@@ -114,7 +154,7 @@ def daily_payments(env: Any, world: TenantWorld) -> Generator[Any, Any, None]:
             at = start + hour * 3600
             if at > env.now:
                 yield env.timeout(at - env.now)
-            _submit_slice(world, book, day, start, rows, merchant, counterparty, low, high)
+            _submit_slice(world, book, day, start, rows, merchant, counterparty, on_card, low, high)
         day += timedelta(days=1)
 
 
@@ -149,16 +189,22 @@ def _submit_slice(
     rows: tuple[list[int], list[int], list[int], list[int]],
     merchant: list[int],
     counterparty: list[int],
+    on_card: list[bool] | None,
     low: int,
     high: int,
 ) -> None:
-    """Build, predict, submit and reconcile one hour of payments (the hot loop)."""
+    """Build, predict, submit and reconcile one hour of payments (the hot loop).
+
+    A cardholder's purchase drawn `on_card` goes on their credit card when the
+    card has room for it (so the platform accepts it), else on the debit card.
+    """
     seconds, flows, members, amounts = rows
     tenant_id = world.tenant_id
     iso_at = world.clock.iso_at
     next_ids = world.ids.next
     transaction_accounts = world.transaction_accounts
     savings_accounts = world.savings_accounts
+    card_of = world.card_of
     shadow = world.shadow
     balances = shadow.balances
     metadata = world.metadata
@@ -187,8 +233,12 @@ def _submit_slice(
             else:
                 debit = CLEARING[flow]
             credit = account
-            legs = [Leg(account, "CREDIT", amount), Leg(debit, "DEBIT", amount)]
-            expected = balances.get(account, 0) >= amount
+            if on_card is not None and flow == card and on_card[i]:
+                held = card_of.get(member)
+                if held is not None and balances.get(held[0], 0) + held[1] >= amount:
+                    credit = held[0]
+            legs = [Leg(credit, "CREDIT", amount), Leg(debit, "DEBIT", amount)]
+            expected = credit != account or balances.get(account, 0) >= amount
         if flow == card:
             tags = card_tags[merchant[i]]
         elif flow == npp_out:

@@ -89,6 +89,10 @@ class TenantWorld:
         self.today = DayCounters()
         self.totals = RunTotals()
         self.deposits_cents = 0
+        #: accounts that are not deposits (loans, cards), learned from AccountOpened
+        self.not_deposits: set[str] = set()
+        #: member -> (credit card account, limit in cents), for the card spend path
+        self.card_of: dict[int, tuple[str, int]] = {}
         #: commandId -> what the twin is waiting to learn from the event stream
         self.awaiting: dict[str, tuple[str, int]] = {}
         self.metadata: dict[str, Any] = {"scenarioId": scenario.name}

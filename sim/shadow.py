@@ -54,6 +54,10 @@ class ShadowBook:
         balances[credit_account] += amount
         self.entries -= 1
 
+    def open(self, account_id: str) -> None:
+        """Know an account opened with nothing in it (a card not yet used): balance zero."""
+        self.balances.setdefault(account_id, 0)
+
     def balance(self, account_id: str) -> int:
         return self.balances.get(account_id, 0)
 

@@ -34,7 +34,7 @@ from analysis.invariants import InvariantSuite
 from analysis.kpis import KpiRecorder, KpiRow
 from analysis.report import write_report
 from analysis.verify import snapshot_tables
-from models import fraud, lending, savings, term_deposits
+from models import credit_cards, fraud, lending, savings, term_deposits
 from models.lifecycle import LabourForce, grow_prices, grow_wages
 from models.macro import Economy, MacroMonth
 from models.members import Onboarding, member_growth, onboard, setup_tenant
@@ -55,12 +55,17 @@ from turingcore.events import BalanceUpdatedPayload, SealedEvent
 
 EVENT_LOG = "events.sqlite"
 #: Models that plug into a run through `sim.context.RunContext` (lending, fraud, ...).
+#: Lending and cards move money at the day close before savings takes its
+#: end-of-day balances (each puts its day-close hook first, lending ahead).
 EXTENSIONS: tuple[Callable[[RunContext], None], ...] = (
     savings.attach,
     term_deposits.attach,
+    credit_cards.attach,
     lending.attach,
     fraud.attach,
 )
+#: Product types whose accounts are money members owe, not deposits (left out of deposits).
+NOT_DEPOSITS = frozenset({"LOAN", "CREDIT_CARD"})
 #: z for a two-sided 99.9% interval: statistical expectations fail by chance
 #: once in a thousand runs, not once in twenty.
 Z_999 = 3.2905
@@ -282,24 +287,35 @@ class Twin:
     # ------------------------------------------------------------------ stream + counters
 
     def _tap(self, tenant_id: str, events: list[SealedEvent]) -> None:
-        """Learn assigned ids and actual deposits from the platform's event stream."""
+        """Learn assigned ids and actual deposits from the platform's event stream.
+
+        Member deposits are the balances of members' deposit accounts (everyday,
+        savings, term deposits); loan and credit card accounts are what members
+        owe, so the tap learns them from `AccountOpened` and leaves them out.
+        """
         world = self.worlds.get(tenant_id)
         if world is None:
             return
         world.today.events += len(events)
         awaiting = world.awaiting
+        not_deposits = world.not_deposits
         deposits = 0
         for sealed in events:
             event = sealed.event
             payload = event.payload
             if type(payload) is BalanceUpdatedPayload:
-                if not payload.account_id.startswith("GL_"):
+                account_id = payload.account_id
+                if not account_id.startswith("GL_") and account_id not in not_deposits:
                     deposits += payload.delta_cents
-            elif awaiting and event.causation_id in awaiting:
-                if event.event_type == "CustomerCreated":
+                continue
+            event_type = event.event_type
+            if event_type == "AccountOpened" and payload["productType"] in NOT_DEPOSITS:
+                not_deposits.add(event.entity_id)
+            if awaiting and event.causation_id in awaiting:
+                if event_type == "CustomerCreated":
                     _kind, index = awaiting[event.causation_id]
                     world.customer_ids[index] = event.entity_id
-                elif event.event_type == "AccountOpened":
+                elif event_type == "AccountOpened":
                     kind, index = awaiting[event.causation_id]
                     if kind == "transaction":
                         world.transaction_accounts[index] = event.entity_id

@@ -25,6 +25,7 @@ from analysis.compare import (
     TABLE_SCHEMAS,
     CompareContext,
     CompareError,
+    _monthly,
     compare_runs,
     default_out_dir,
     load_runs,
@@ -52,6 +53,8 @@ FUTURE_FILES = {
     "arrears": "lending.csv",
     "defaults_losses": "lending.csv",
     "fraud": "fraud.csv",
+    "fraud_monthly": "fraud.csv",
+    "cards": "cards.csv",
     "macro": "macro.csv",
     "inflation": "macro.csv",
 }
@@ -112,6 +115,8 @@ def make_run(
     arrears_pct: int = 2,
     lending: bool = True,
     fraud: bool = True,
+    fraud_surge: tuple[datetime.date, datetime.date] | None = None,
+    cards: bool = True,
     macro: bool = True,
     passed: bool = True,
 ) -> Path:
@@ -119,7 +124,10 @@ def make_run(
 
     Lending: each tenant's loan book is AUD 500,000.00 on every day, with
     ``arrears_pct`` % of it 90+ days past due; 1 default and AUD 100.00 of
-    losses a day. Fraud: AUD 50.00 lost and AUD 20.00 detected per tenant-day.
+    losses a day. Fraud: AUD 50.00 lost, AUD 20.00 detected and three campaigns
+    started per tenant-day, one a takeover and one a scam (ten times each
+    between the ``fraud_surge`` dates, inclusive). Cards: AUD 3,000.00 owed of
+    AUD 10,000.00 limits per tenant, AUD 1,000.00 of it accruing interest.
     Each table carries an extra column the panels do not read.
     """
     folder.mkdir(parents=True)
@@ -184,6 +192,10 @@ def make_run(
             ),
         )
     if fraud:
+
+        def surge(day: datetime.date) -> int:
+            return 10 if fraud_surge and fraud_surge[0] <= day <= fraud_surge[1] else 1
+
         write_csv(
             folder / "fraud.csv",
             [
@@ -193,8 +205,35 @@ def make_run(
                 "detected_cents",
                 "prevented_cents",
                 "alerts",
+                "campaigns_started",
+                "takeovers_started",
+                "scams_started",
             ],
-            ([d.isoformat(), t, 50_00, 20_00, 10_00, 2] for d in dates for t in TENANTS),
+            (
+                [d.isoformat(), t, 50_00 * surge(d), 20_00 * surge(d), 10_00, 2, 3 * surge(d)]
+                + [surge(d), surge(d)]
+                for d in dates
+                for t in TENANTS
+            ),
+        )
+    if cards:
+        write_csv(
+            folder / "cards.csv",
+            [
+                "date",
+                "tenant_id",
+                "cards",
+                "limits_cents",
+                "balances_cents",
+                "revolving_cents",
+                "interest_cents",
+                "statements",
+            ],
+            (
+                [d.isoformat(), t, 2, 10_000_00, 3_000_00, 1_000_00, 50, 1]
+                for d in dates
+                for t in TENANTS
+            ),
         )
     if macro:
         months = sorted({(d.year, d.month) for d in dates})
@@ -395,6 +434,36 @@ def test_headline_kpis_from_lending_and_fraud_tables(full_page) -> None:
     assert row_of(headlines, "credit losses (AUD)")[1:] == ["8,000.00"] * 2
     assert row_of(headlines, "fraud losses (AUD)")[1:] == ["4,000.00"] * 2
     assert row_of(headlines, "fraud detected (AUD)")[1:] == ["1,600.00"] * 2
+
+
+def test_monthly_fraud_sums_each_calendar_month(tmp_path) -> None:
+    """Per-month fraud is the exact sum of the month's rows: a three-month surge is a step."""
+    surge = (datetime.date(2025, 8, 1), datetime.date(2025, 10, 31))
+    spike = make_run(tmp_path / "spike", name="fraud_spike", seed=1, days=184, fraud_surge=surge)
+    table = read_table(spike / "fraud.csv")
+    months, losses = _monthly(table, "fraud_losses_cents")
+    assert months == [datetime.date(2025, m, 1) for m in range(7, 13)]
+    # 2 tenants x AUD 50.00 a day; ten-fold from August to October.
+    days = [31, 31, 30, 31, 30, 31]
+    factor = [1, 10, 10, 10, 1, 1]
+    assert losses.tolist() == [2 * 50_00 * n * f for n, f in zip(days, factor, strict=True)]
+    _, started = _monthly(table, "campaigns_started")
+    assert started.tolist() == [2 * 3 * n * f for n, f in zip(days, factor, strict=True)]
+
+
+def test_monthly_fraud_chart_shows_a_surge(tmp_path) -> None:
+    """The per-month panel of baseline vs spike differs from one where the spike is missing.
+
+    Both pairs have the same labels, so only the data can make the PNGs differ.
+    """
+    surge = (datetime.date(2025, 8, 1), datetime.date(2025, 10, 31))
+    base = make_run(tmp_path / "b1", name="baseline", seed=1, days=184)
+    again = make_run(tmp_path / "b2", name="fraud_spike", seed=1, days=184)
+    spike = make_run(tmp_path / "s", name="fraud_spike", seed=1, days=184, fraud_surge=surge)
+    same = draw_one("fraud_monthly", [base, again], tmp_path / "same.png")
+    differ = draw_one("fraud_monthly", [base, spike], tmp_path / "differ.png")
+    assert_real_png(differ)
+    assert same.read_bytes() != differ.read_bytes()
 
 
 def test_arrears_chart_shows_the_difference_between_runs(synthetic_pair, tmp_path) -> None:

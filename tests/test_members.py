@@ -182,10 +182,11 @@ def test_run_members_are_distinct_adults_with_funded_accounts(small_events) -> N
         for person in people:
             born = date.fromisoformat(person["payload"]["person"]["dateOfBirth"])
             assert age_on(born, datetime.fromisoformat(person["occurredAt"]).date()) >= 18
-        opened = {  # loan accounts (models.lending) are drawn down, not funded at opening
+        opened = {  # loans and credit cards (models.lending, credit_cards) start at zero
             e["entityId"]
             for e in events
-            if e["eventType"] == "AccountOpened" and e["payload"]["productType"] != "LOAN"
+            if e["eventType"] == "AccountOpened"
+            and e["payload"]["productType"] not in ("LOAN", "CREDIT_CARD")
         }
         funded = {
             e["payload"]["accountId"]

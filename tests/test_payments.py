@@ -14,9 +14,11 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
-from models.payments import CARD_MERCHANTS, CLEARING
+from models.params import PayeeParams
+from models.payments import CARD_MERCHANTS, CLEARING, PAYEE_POOL, payee_indices
 from models.transactions import Flow
 from scenarios.loader import parse_scenario
 from sim.clock import BusinessCalendar
@@ -147,7 +149,9 @@ def test_savings_sweeps_move_money_between_a_members_own_accounts(small_events) 
             for e in events
             if e["eventType"] == "AccountOpened"
         }
-        for sweep in entries(events, "INTERNAL"):
+        internal = entries(events, "INTERNAL")  # also card repayments, interest, top-ups
+        for sweep in (e for e in internal if e["payload"]["narrative"] == "Transfer to savings"):
+            assert sweep["payload"]["tags"]["category"] == "savings"
             found += 1
             legs = legs_by_direction(sweep)
             (everyday, amount), (saver, debited) = legs["CREDIT"][0], legs["DEBIT"][0]
@@ -155,7 +159,6 @@ def test_savings_sweeps_move_money_between_a_members_own_accounts(small_events) 
             assert opened[everyday][1] == "EVERYDAY"
             assert opened[saver][1] == "SAVER"
             assert opened[everyday][0] == opened[saver][0]
-            assert sweep["payload"]["narrative"] == "Transfer to savings"
     assert found > 0
 
 
@@ -177,10 +180,11 @@ def test_every_entry_is_balanced_and_booked_on_its_day(small_events) -> None:
 def test_no_member_balance_goes_negative(small_events) -> None:
     """Deposit accounts have no overdraft: every member balance update stays at or above 0."""
     for events in small_events.values():
-        loans = {  # a loan owed is negative (models.lending)
+        loans = {  # a loan or a credit card owed is negative (models.lending, credit_cards)
             e["entityId"]
             for e in events
-            if e["eventType"] == "AccountOpened" and e["payload"]["productType"] == "LOAN"
+            if e["eventType"] == "AccountOpened"
+            and e["payload"]["productType"] in ("LOAN", "CREDIT_CARD")
         }
         for event in events:
             if event["eventType"] == "AccountBalanceUpdated":
@@ -309,3 +313,51 @@ def test_a_run_across_the_daylight_saving_change(run_scenario, small_scenario, t
     assert offsets[-1] == "+11:00"
     moments = [datetime.fromisoformat(e["occurredAt"]) for e in stored]
     assert moments == sorted(moments)
+
+
+# --------------------------------------------------------------------------- NPP payees
+
+
+def test_a_members_regular_payees_are_few_and_their_own() -> None:
+    """Without one-off payments a member pays only their `regular` payees, none of another's."""
+    rng = np.random.default_rng(3)
+    params = PayeeParams(regular=4, one_off_share=0.0)
+    members = np.repeat(np.arange(50, dtype=np.int32), 200)
+    payees = payee_indices(rng, members, params)
+    assert payees.min() >= 0
+    assert payees.max() < PAYEE_POOL
+    sets = [set(payees[members == m].tolist()) for m in range(50)]
+    assert all(len(own) == 4 for own in sets)
+    assert len(set.union(*sets)) > 150  # members mostly do not share payees
+
+
+def test_regular_payees_follow_zipf_weights() -> None:
+    """Slot j is paid with weight 1/(j+1): the most-paid payee gets 12/25 of 4 slots' payments."""
+    rng = np.random.default_rng(4)
+    n = 100_000
+    payees = payee_indices(
+        rng, np.zeros(n, dtype=np.int32), PayeeParams(regular=4, one_off_share=0)
+    )
+    counts = sorted(np.unique(payees, return_counts=True)[1].tolist(), reverse=True)
+    expected = [n * w / (25 / 12) for w in (1, 1 / 2, 1 / 3, 1 / 4)]
+    for seen, mean in zip(counts, expected, strict=True):
+        sd = (mean * (1 - mean / n)) ** 0.5
+        assert abs(seen - mean) < 3.3 * sd, (counts, expected)
+
+
+def test_one_off_payees_come_at_their_share() -> None:
+    """A share `one_off_share` of payments go outside the member's regular payees (99.9% band)."""
+    rng = np.random.default_rng(5)
+    n = 200_000
+    params = PayeeParams(regular=3, one_off_share=0.08)
+    payees = payee_indices(rng, np.full(n, 7, dtype=np.int32), params)
+    regular = set(
+        payee_indices(
+            rng, np.full(500, 7, dtype=np.int32), PayeeParams(regular=3, one_off_share=0)
+        ).tolist()
+    )
+    outside = int(np.count_nonzero(~np.isin(payees, list(regular))))
+    # a one-off payee can land on a regular one: 3 of the pool's slots
+    share = 0.08 * (1 - 3 / PAYEE_POOL)
+    sd = (n * share * (1 - share)) ** 0.5
+    assert abs(outside - n * share) < 3.3 * sd

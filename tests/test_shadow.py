@@ -20,6 +20,17 @@ def test_transfer_debits_one_account_and_credits_the_other() -> None:
     assert book.entries == 1
 
 
+def test_open_knows_an_empty_account_without_touching_a_used_one() -> None:
+    """open(): an account opened empty is known at zero; a used one keeps its balance."""
+    book = ShadowBook("cu-a")
+    book.open("card-1")
+    assert book.balances == {"card-1": 0}
+    book.transfer("GL_CARD_CLEARING", "card-1", 700)
+    book.open("card-1")
+    assert book.balance("card-1") == -700
+    assert book.entries == 1
+
+
 def test_reverse_undoes_a_transfer_exactly() -> None:
     """reverse() after transfer() restores every balance and the entry count."""
     book = ShadowBook("cu-a")

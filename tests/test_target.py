@@ -3,26 +3,20 @@
 from __future__ import annotations
 
 import re
-from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from platform_builders import Commands
 
 from models.products import EVERYDAY, skeleton_products
 from sim.contract import CommandIds
 from sim.target import EmbeddedTarget, all_accounts, all_customers, read_model_balances
 from turingcore.contract import (
-    Address,
     Constraints,
-    CreateCustomer,
     CreateTenant,
     Envelope,
     Interest,
-    Leg,
-    OpenAccount,
-    Person,
-    PostEntry,
     UpsertProduct,
 )
 from turingcore.eventlog import EventLogReader
@@ -44,54 +38,40 @@ def overdraft_product() -> UpsertProduct:
 
 
 class Bank:
-    """One tenant on an embedded target, with helpers to add members and payments."""
+    """One tenant on an embedded target, with helpers to add members and payments.
 
-    def __init__(self, target: EmbeddedTarget, tenant: str, code: str, seed: int = 1) -> None:
+    Envelopes come from the platform tests' builders (`platform_builders.Commands`).
+    """
+
+    def __init__(self, target: EmbeddedTarget, tenant: str, code: str) -> None:
         self.target, self.tenant = target, tenant
-        self.ids = CommandIds(seed, tenant)
+        self.cmd = Commands(tenant, STAMP)
         products = [*skeleton_products(), overdraft_product()]
         setup = [
-            self.ids.envelope(
-                "CreateTenant", STAMP, CreateTenant(code, tenant, "AU", "AUD", "Australia/Sydney")
-            ),
-            *(self.ids.envelope("UpsertProduct", STAMP, product) for product in products),
+            self.cmd.create_tenant(code),
+            *(self.cmd.envelope("UpsertProduct", product) for product in products),
         ]
         assert all(r.accepted for r in target.submit(tenant, setup))
         self.people = 0
 
-    def send(self, command_type: str, payload: object) -> Envelope:
-        return self.ids.envelope(command_type, STAMP, payload)
-
     def member(self, product: str = EVERYDAY, deposit: int = 10_000) -> tuple[str, str]:
         """A new customer with one account: (customerId, accountId)."""
         self.people += 1
-        n = self.people
-        person = Person(
-            "Pat", f"Member{n}", date(1980, 1, 1), f"pat{n}@example.com.au", f"+614{n:08d}"
-        )
-        address = Address("1 Test St", "Sydney", "NSW", "2000", "AU")
-        created = self.target.submit(
-            self.tenant, [self.send("CreateCustomer", CreateCustomer(person, address))]
-        )[0]
+        created = self.target.submit(self.tenant, [self.cmd.customer(self.people)])[0]
         assert created.accepted, created
         customer = self.target.customers(self.tenant, limit=1000)["customers"][-1]["customerId"]
         opened = self.target.submit(
-            self.tenant,
-            [
-                self.send(
-                    "OpenAccount", OpenAccount(customer, product, "AUD", initial_deposit=deposit)
-                )
-            ],
+            self.tenant, [self.cmd.open_account(customer, product, deposit)]
         )[0]
         assert opened.accepted, opened
         account = self.target.accounts(self.tenant, customer_id=customer)["accounts"][0]
         return customer, account["accountId"]
 
     def card(self, account: str, cents: int) -> Envelope:
-        """A card purchase of `cents` from `account`."""
-        legs = [Leg(account, "CREDIT", cents), Leg("GL_CARD_CLEARING", "DEBIT", cents)]
-        day = date(2025, 7, 1)
-        return self.send("PostEntry", PostEntry(day, day, "AUD", legs, "Card purchase"))
+        """A card purchase of `cents` from `account`, with an idempotency key."""
+        legs = [(account, "CREDIT", cents), ("GL_CARD_CLEARING", "DEBIT", cents)]
+        key = f"{self.tenant}-card-{self.cmd.count + 1}"
+        return self.cmd.post(legs, narrative="Card purchase", key=key)
 
 
 @pytest.fixture
@@ -160,8 +140,8 @@ def test_refusal_and_idempotent_replay(target) -> None:
 
 def test_tenants_are_isolated(target) -> None:
     """One tenant's customers and accounts never appear in another's answers."""
-    alpha = Bank(target, "cu-a", "CU_A", seed=1)
-    bravo = Bank(target, "cu-b", "CU_B", seed=2)
+    alpha = Bank(target, "cu-a", "CU_A")
+    bravo = Bank(target, "cu-b", "CU_B")
     a_customer, a_account = alpha.member()
     bravo.member()
     assert a_customer not in {row["customerId"] for row in all_customers(target, "cu-b")}
