@@ -437,6 +437,61 @@ def params(
         typer.echo(f"{row['parameter']:<{width}}  {row['default']!s:<44}  {row['source']}")
 
 
+@app.command()
+def stack(
+    scenario_file: Annotated[
+        Path, typer.Option("--scenario", help="scenario whose tenants get tokens")
+    ] = Path("scenarios/demo.yaml"),
+    folder: Annotated[
+        Path, typer.Option("--dir", help="stack folder: secret, tokens, logs")
+    ] = Path("runs/stack"),
+    pg: Annotated[
+        str, typer.Option(help="PostgreSQL admin DSN (creates and migrates the database)")
+    ] = "postgresql://postgres@127.0.0.1:5432/postgres",
+    database: Annotated[str, typer.Option(help="database for the store")] = "turingcore",
+    port: Annotated[int | None, typer.Option(help="service port (default: a free one)")] = None,
+    broker_port: Annotated[
+        int | None, typer.Option(help="Kafka broker port (default: a free one)")
+    ] = None,
+    check: Annotated[
+        bool, typer.Option(help="start everything, print the twin run line, then stop")
+    ] = False,
+) -> None:
+    """Start the local real path: durable broker, PostgreSQL store, service, relay.
+
+    Prints the `twin run` line that drives it; Ctrl-C stops everything.
+    """
+    from sim.stack import StackError, local_stack, wait_for_interrupt
+
+    scenario = _load(scenario_file)
+    tenants = [tenant.id for tenant in scenario.tenants]
+
+    def say(line: str) -> None:
+        typer.echo(line, err=True)
+
+    try:
+        with local_stack(
+            folder,
+            tenants,
+            scenario_file,
+            admin_dsn=pg,
+            database=database,
+            port=port,
+            broker_port=broker_port,
+            echo=say,
+        ) as info:
+            say(f"ready: service {info.service_url}, broker {info.kafka_url}, database {database}")
+            say("drive it with:")
+            typer.echo(info.run_line)
+            if check:
+                return
+            say("(Ctrl-C stops the stack)")
+            wait_for_interrupt()
+            say("stopping ...")
+    except StackError as exc:
+        _fail(str(exc))
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 
