@@ -12,15 +12,14 @@ copies that the reader drops.
 from __future__ import annotations
 
 import logging
-import sys
 import threading
-import types
 from collections.abc import Callable
 
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 from kafka_fixtures import bodies, fed_bank, post, produce_raw, values, wait_for
-from platform_builders import Bank
+from pg_fixtures import PgDatabase
+from platform_builders import Bank, Commands
 from typer.testing import CliRunner
 
 from turingcore import cli
@@ -28,6 +27,7 @@ from turingcore.broker import TansuBroker, free_port
 from turingcore.embedded import EmbeddedPlatform
 from turingcore.events import GENESIS_HASH
 from turingcore.ledger import OutboxRow, topic_for
+from turingcore.pgstore import PostgresLedger, PostgresOutbox
 from turingcore.relay import MemoryOutbox, OutboxRelay, RelayError, marked_through
 from turingcore.topics import TopicReader, client_config, verify_topic
 
@@ -359,47 +359,59 @@ def test_broker_killed_mid_relay_and_back_empty(
 
 
 def test_relay_command_drains_the_store_outbox_once(
-    kafka_broker: TansuBroker, tenant_id: str, monkeypatch: pytest.MonkeyPatch
+    kafka_broker: TansuBroker, pg_database: PgDatabase, new_tenant: Callable[[], tuple[str, str]]
 ) -> None:
-    """`turingcore relay --dsn ... --bootstrap ... --once` opens the store's outbox (here a
-    stand-in pgstore module handing out a MemoryOutbox), relays it and exits 0."""
-    bank, outbox = fed_bank(tenant_id, postings=8)
-    opened: list[str] = []
-    store = types.ModuleType("turingcore.pgstore")
-    store.open_outbox = lambda dsn: opened.append(dsn) or outbox  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "turingcore.pgstore", store)
+    """`turingcore relay --dsn ... --bootstrap ... --once` relays the PostgreSQL store's outbox.
+
+    It exits 0 once nothing is unsent, and the tenant's topic then verifies
+    alone with the database's head.
+    """
+    tenant, code = new_tenant()
+    cmd = Commands(tenant)
+    with PostgresLedger(pg_database.dsn) as ledger:
+        answers = ledger.submit(
+            tenant, [cmd.create_tenant(code), cmd.product("SAVER"), cmd.customer(0)]
+        )
+        assert all(answer.accepted for answer in answers)
+        head = ledger.head(tenant)
     result = CliRunner().invoke(
         cli.app,
-        ["relay", "--dsn", "postgresql:///twin", "--bootstrap", kafka_broker.bootstrap, "--once"],
+        ["relay", "--dsn", pg_database.dsn, "--bootstrap", kafka_broker.bootstrap, "--once"],
     )
     assert result.exit_code == 0, result.output
-    assert f"relayed {bank.head()[0]:,} events" in result.output
-    assert opened == ["postgresql:///twin"]
-    assert _assert_topic_is_the_store(kafka_broker.bootstrap, bank, outbox) == 0
+    assert "nothing is unsent" in result.output
+    verdict = verify_topic(kafka_broker.bootstrap, tenant)
+    assert verdict.verified, verdict.problems[:5]
+    assert verdict.head == head
 
 
-def test_relay_command_refuses_unusable_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A bad --bootstrap, a missing PostgreSQL store, an unreachable broker: exit 2, named."""
+def test_relay_command_refuses_unusable_settings(
+    pg_database: PgDatabase, new_tenant: Callable[[], tuple[str, str]]
+) -> None:
+    """A bad --bootstrap, an unusable --dsn, an unreachable broker: exit 2, named, rows kept."""
     runner = CliRunner()
     bad = runner.invoke(cli.app, ["relay", "--dsn", "x", "--bootstrap", "nohost", "--once"])
     assert bad.exit_code == 2
     assert "--bootstrap" in bad.output
     assert "not HOST:PORT" in bad.output
 
-    monkeypatch.setitem(sys.modules, "turingcore.pgstore", None)  # the import fails
-    missing = runner.invoke(cli.app, ["relay", "--dsn", "x", "--bootstrap", "h:1", "--once"])
-    assert missing.exit_code == 2
-    assert "turingcore.pgstore" in missing.output
+    unusable = runner.invoke(cli.app, ["relay", "--dsn", "x", "--bootstrap", "h:1", "--once"])
+    assert unusable.exit_code == 2
+    assert "--dsn" in unusable.output
 
-    _bank, outbox = fed_bank("cu-cli-down", postings=1)
-    store = types.ModuleType("turingcore.pgstore")
-    store.open_outbox = lambda _dsn: outbox  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "turingcore.pgstore", store)
+    tenant, code = new_tenant()
+    with PostgresLedger(pg_database.dsn) as ledger:
+        (created,) = ledger.submit(tenant, [Commands(tenant).create_tenant(code)])
+        assert created.accepted
     address = f"127.0.0.1:{free_port()}"
     down = runner.invoke(
         cli.app,
-        ["relay", "--dsn", "x", "--bootstrap", address, "--once", "--timeout", "0.5"],
+        ["relay", "--dsn", pg_database.dsn, "--bootstrap", address, "--once", "--timeout", "0.5"],
     )
     assert down.exit_code == 2
     assert address in down.output
-    assert outbox.sent_through("cu-cli-down") == 0
+    outbox = PostgresOutbox(pg_database.dsn)
+    try:
+        assert tenant in outbox.tenants_with_unsent()  # nothing marked sent
+    finally:
+        outbox.close()
