@@ -83,7 +83,8 @@ def commands_block() -> str:
 
 
 @pytest.mark.parametrize(
-    "command", [["run"], ["verify"], ["replay-events"], ["scenario", "check"], ["params"]]
+    "command",
+    [["run"], ["verify"], ["replay-events"], ["scenario", "check"], ["params"], ["stack"]],
 )
 def test_every_documented_command_exists(command) -> None:
     """Each command the README lists answers --help."""
