@@ -407,14 +407,14 @@ def sealed_from_json(message: bytes) -> SealedEvent:
         with contextlib.suppress(msgspec.ValidationError):
             payload = msgspec.convert(payload, kind)
     event = Event(
-        body.get("eventId"),
-        event_type,
-        body.get("tenantId"),
-        body.get("entityId"),
-        payload,
-        body.get("occurredAt"),
-        body.get("causationId"),
-        body.get("seq"),
-        body.get("prevHash"),
+        event_id=body.get("eventId"),
+        event_type=event_type,
+        tenant_id=body.get("tenantId"),
+        entity_id=body.get("entityId"),
+        payload=payload,
+        occurred_at=body.get("occurredAt"),
+        causation_id=body.get("causationId"),
+        seq=body.get("seq"),
+        prev_hash=body.get("prevHash"),
     )
     return SealedEvent(event, claimed, canonical)

@@ -29,6 +29,8 @@ from turingcore.domain import (
     PlatformState,
     Rejected,
     TenantState,
+    _any_entry,
+    _two_leg_entry,
     decide,
     evolve,
 )
@@ -797,7 +799,15 @@ def test_evolve_refuses_an_unknown_event_type() -> None:
     state = copy.deepcopy(bank.platform.tenant(bank.tenant_id))
     assert state is not None
     stranger = Event(
-        "e", "AccountTeleported", "cu-a", "x", {}, TIMESTAMP, "c", state.seq + 1, state.head
+        event_id="e",
+        event_type="AccountTeleported",
+        tenant_id="cu-a",
+        entity_id="x",
+        payload={},
+        occurred_at=TIMESTAMP,
+        causation_id="c",
+        seq=state.seq + 1,
+        prev_hash=state.head,
     )
     with pytest.raises(ValueError, match="AccountTeleported"):
         evolve(state, stranger, "0" * 64)
@@ -816,3 +826,41 @@ def test_decide_is_pure_for_accepted_and_refused_commands() -> None:
         cmd.product("SAVER", "LOAN"),
     ):
         decide_on_copy(bank, envelope, lambda state: None)
+
+
+def test_two_leg_fast_path_decides_exactly_what_the_general_path_does() -> None:
+    """Over random two-leg entries (good, unbalanced, same account, bad direction, over a
+    floor or cap, closed GL, missing account) the fast path either declines or yields the
+    general path's events; and it does take every plain valid entry."""
+    import numpy as np
+
+    bank = new_bank(customers=3, deposit=5_000)
+    bank.accept(bank.cmd.product("CAPPED", constraints=Constraints(max_balance=10_000)))
+    capped = bank.accept(bank.cmd.open_account(bank.customers[0], "CAPPED", 9_000))[0]
+    state = bank.platform.tenant(bank.tenant_id)
+    assert state is not None
+    names = [*bank.accounts, capped.event.entity_id, "GL_CARD_CLEARING", "NOPE"]
+    directions = ["DEBIT", "CREDIT", "SIDEWAYS"]
+    rng = np.random.default_rng(7)
+    taken = 0
+    for _ in range(3_000):
+        one, other = rng.choice(names, 2).tolist()
+        amount = int(rng.choice([0, 1, 999, 5_000, 5_001, 20_000]))
+        second = amount if rng.random() < 0.8 else amount + 1
+        first_dir, second_dir = rng.choice(directions, 2, p=[0.45, 0.45, 0.1]).tolist()
+        payload = bank.cmd.post([(one, first_dir, amount), (other, second_dir, second)]).payload
+        fast = _two_leg_entry(state, payload, state.accounts)
+        general = _any_entry(state, payload, state.accounts)
+        if fast is not None:
+            taken += 1
+            assert fast == general
+        plain = (
+            one != other
+            and "NOPE" not in (one, other)
+            and amount == second
+            and amount > 0
+            and {first_dir, second_dir} == {"DEBIT", "CREDIT"}
+        )
+        if plain and not isinstance(general, Rejected):
+            assert fast is not None, (one, other, amount, first_dir)
+    assert taken > 300

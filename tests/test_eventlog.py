@@ -45,15 +45,15 @@ def chain(tenant: str, count: int, start_day: int = 0) -> list[SealedEvent]:
         occurred = (START + timedelta(days=start_day, minutes=seq)).isoformat()
         payload = BalanceUpdatedPayload(f"acc-{seq % 7}", seq * 10, 10, f"entry-{seq}")
         event = Event(
-            f"{tenant}-ev-{seq}",
-            "AccountBalanceUpdated",
-            tenant,
-            payload.account_id,
-            payload,
-            occurred,
-            f"{tenant}-cmd-{seq}",
-            seq,
-            head,
+            event_id=f"{tenant}-ev-{seq}",
+            event_type="AccountBalanceUpdated",
+            tenant_id=tenant,
+            entity_id=payload.account_id,
+            payload=payload,
+            occurred_at=occurred,
+            causation_id=f"{tenant}-cmd-{seq}",
+            seq=seq,
+            prev_hash=head,
         )
         canonical = canonical_bytes(event)
         head = chain_hash(head, canonical)

@@ -23,8 +23,10 @@ from turingcore.events import (
     canonical_bytes,
     canonical_from_json,
     chain_hash,
+    require_canonical_order,
     verify_chain,
 )
+from turingcore.monitor import FraudAlertPayload, ThresholdReportPayload
 
 # --------------------------------------------------------------------------- fixed vector
 #
@@ -170,6 +172,49 @@ def test_canonical_bytes_of_a_dict_equal_those_of_the_struct() -> None:
         as_dict = msgspec.json.decode(msgspec.json.encode(event))
         assert canonical_bytes(as_dict) == expected
         assert msgspec.convert(as_dict, Event).seq == event.seq
+
+
+def test_a_struct_declared_out_of_canonical_order_is_refused() -> None:
+    """Fields out of sorted JSON-name order would change the bytes, so import refuses them."""
+
+    class Unsorted(msgspec.Struct, rename="camel"):
+        seq: int
+        account_id: str
+
+    with pytest.raises(TypeError, match=r"Unsorted must declare its fields in sorted"):
+        require_canonical_order(Unsorted)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        FraudAlertPayload(
+            account_id="a",
+            alert_id="f",
+            amount_cents=1,
+            channel="NPP",
+            counterparty=None,
+            entry_id="e",
+            observed=3,
+            rule="VELOCITY",
+            window_seconds=60,
+        ),
+        ThresholdReportPayload(
+            account_id="a",
+            amount_cents=1_000_000,
+            direction="DEPOSIT",
+            entry_id="e",
+            report_id="r",
+            threshold_cents=1_000_000,
+        ),
+        BalanceUpdatedPayload("a", 5, 5, "e"),
+    ],
+)
+def test_every_event_struct_encodes_as_if_all_keys_were_sorted(payload: msgspec.Struct) -> None:
+    """The hot-path encoder keeps declared order; it must equal a full sort at every level."""
+    first, _second = vector_events()
+    event = msgspec.structs.replace(first, payload=payload)
+    assert canonical_bytes(event) == msgspec.json.Encoder(order="sorted").encode(event)
 
 
 def test_sealed_event_builtins_are_the_envelope_plus_hash() -> None:

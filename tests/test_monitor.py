@@ -13,6 +13,7 @@ import json
 from datetime import date, timedelta
 from typing import Any
 
+import msgspec
 import numpy as np
 import pytest
 
@@ -374,17 +375,7 @@ def test_the_chain_with_findings_verifies_and_replays_to_the_same_balances() -> 
     platform = PlatformState()
     for sealed in wired.events:
         body = sealed.to_builtins()
-        event = type(sealed.event)(
-            body["eventId"],
-            body["eventType"],
-            body["tenantId"],
-            body["entityId"],
-            body["payload"],
-            body["occurredAt"],
-            body["causationId"],
-            body["seq"],
-            body["prevHash"],
-        )
+        event = msgspec.convert(body, type(sealed.event))
         evolve(replayed, event, sealed.hash, platform)
     live = wired.target.platform.tenant("cu-m")
     assert live is not None

@@ -423,6 +423,18 @@ def _decide_post_entry(tenant: TenantState, command: PostEntry) -> list[Pending]
             f"valueDate {command.value_date} is before bookingDate {command.booking_date}",
         )
     accounts = tenant.accounts
+    if len(legs) == 2:
+        fast = _two_leg_entry(tenant, command, accounts)
+        if fast is not None:
+            return fast
+    return _any_entry(tenant, command, accounts)
+
+
+def _any_entry(
+    tenant: TenantState, command: PostEntry, accounts: dict[str, AccountState]
+) -> list[Pending] | Rejected:
+    """The events of any entry, or the rule it breaks (legs checked in order)."""
+    legs = command.legs
     deltas: dict[str, int] = {}
     touched: list[AccountState] = []
     posted: list[LegPosted] = []
@@ -491,6 +503,78 @@ def _decide_post_entry(tenant: TenantState, command: PostEntry) -> list[Pending]
             )
         )
     return events
+
+
+def _two_leg_entry(
+    tenant: TenantState, command: PostEntry, accounts: dict[str, AccountState]
+) -> list[Pending] | None:
+    """The events of a valid two-leg entry between two accounts, or None.
+
+    Nearly every entry is one debit and one credit of the same amount: this
+    decides that case without the general loop's bookkeeping. It returns None
+    for anything else, refusals included, so the general path alone words
+    every rejection (tests pin both paths to the same events).
+    """
+    first, second = command.legs
+    amount = first.amount
+    if type(amount) is not int or type(second.amount) is not int:
+        return None
+    if amount <= 0 or second.amount != amount:
+        return None
+    one = accounts.get(first.account_id)
+    other = accounts.get(second.account_id)
+    if one is None or other is None or one is other:
+        return None
+    if one.status != "ACTIVE" or other.status != "ACTIVE":
+        return None
+    direction = first.direction
+    if direction == "DEBIT" and second.direction == "CREDIT":
+        delta = amount
+    elif direction == "CREDIT" and second.direction == "DEBIT":
+        delta = -amount
+    else:
+        return None
+    balance_one = one.balance + delta
+    balance_other = other.balance - delta
+    low, high = (other, one) if delta > 0 else (one, other)
+    low_balance, high_balance = (
+        (balance_other, balance_one) if delta > 0 else (balance_one, balance_other)
+    )
+    if low.floor is not None and low_balance < low.floor:
+        return None
+    if high.ceiling is not None and high_balance > high.ceiling:
+        return None
+    one_id, other_id = one.account_id, other.account_id
+    entry_id = f"{tenant.id_prefix}b000-{tenant.entries + 1:012x}"
+    return [
+        Pending(
+            "EntryPosted",
+            entry_id,
+            EntryPostedPayload(
+                command.booking_date,
+                command.currency,
+                entry_id,
+                [
+                    LegPosted(one_id, amount, direction),
+                    LegPosted(other_id, amount, second.direction),
+                ],
+                command.metadata,
+                command.narrative,
+                command.tags,
+                command.value_date,
+            ),
+        ),
+        Pending(
+            "AccountBalanceUpdated",
+            one_id,
+            BalanceUpdatedPayload(one_id, balance_one, delta, entry_id),
+        ),
+        Pending(
+            "AccountBalanceUpdated",
+            other_id,
+            BalanceUpdatedPayload(other_id, balance_other, -delta, entry_id),
+        ),
+    ]
 
 
 # --------------------------------------------------------------------------- evolve

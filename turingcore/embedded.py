@@ -34,7 +34,7 @@ from turingcore.events import (
     EntryPostedPayload,
     Event,
     SealedEvent,
-    canonical_bytes,
+    encode_canonical,
 )
 from turingcore.monitor import (
     FraudAlertPayload,
@@ -59,16 +59,19 @@ class EventSink(Protocol):
 class IdempotencyKeys:
     """(idempotencyKey -> first result) for one tenant, kept `days` days of command time.
 
-    Keys live in one bucket per command day. A key is honoured while its day
+    Each key is stored with the newest command day seen when it was stored,
+    and listed under that day for eviction. A key is honoured while its day
     is within `days` calendar days of the command asking (quiet days count);
-    older buckets are dropped when a newer day's key is stored.
+    older days' keys are dropped when a newer day's key is stored. One dict
+    lookup answers the common case (a key never seen).
     """
 
-    __slots__ = ("days", "buckets", "_day", "_cutoff")
+    __slots__ = ("days", "_results", "_by_day", "_day", "_cutoff")
 
     def __init__(self, days: int) -> None:
         self.days = days
-        self.buckets: list[tuple[str, dict[str, CommandResult]]] = []
+        self._results: dict[str, tuple[str, CommandResult]] = {}
+        self._by_day: list[tuple[str, list[str]]] = []
         self._day = ""
         self._cutoff = ""
 
@@ -83,26 +86,29 @@ class IdempotencyKeys:
 
     def get(self, key: str, day: str) -> CommandResult | None:
         """The first result for `key`, if it was stored within the window of `day`."""
-        cutoff = self._cutoff_for(day)
-        for bucket_day, bucket in reversed(self.buckets):
-            if bucket_day < cutoff:
-                return None
-            found = bucket.get(key)
-            if found is not None:
-                return found
-        return None
+        found = self._results.get(key)
+        if found is None or found[0] < self._cutoff_for(day):
+            return None
+        return found[1]
 
     def put(self, key: str, day: str, result: CommandResult) -> None:
-        buckets = self.buckets
-        if not buckets or buckets[-1][0] < day:
-            buckets.append((day, {}))
+        by_day = self._by_day
+        if not by_day or by_day[-1][0] < day:
+            by_day.append((day, []))
             cutoff = self._cutoff_for(day)
-            while buckets and buckets[0][0] < cutoff:
-                buckets.pop(0)
-        buckets[-1][1][key] = result
+            results = self._results
+            while by_day[0][0] < cutoff:
+                old_day, keys = by_day.pop(0)
+                for old in keys:
+                    stored = results.get(old)
+                    if stored is not None and stored[0] == old_day:
+                        del results[old]
+        newest, keys = by_day[-1]
+        keys.append(key)
+        self._results[key] = (newest, result)
 
     def __len__(self) -> int:
-        return sum(len(bucket) for _day, bucket in self.buckets)
+        return len(self._results)
 
 
 class EmbeddedPlatform:
@@ -227,23 +233,23 @@ class EmbeddedPlatform:
         causation = envelope.command_id
         accounts = tenant.accounts
         sha256 = hashlib.sha256
-        encode = canonical_bytes
+        encode = encode_canonical
         balance_type, entry_type = BalanceUpdatedPayload, EntryPostedPayload
         alert_type, report_type = FraudAlertPayload, ThresholdReportPayload
         seq, head, head_raw, prefix = tenant.seq, tenant.head, tenant.head_raw, tenant.id_prefix
         for pending in decision:
             seq += 1
             payload = pending.payload
-            event = Event(
+            event = Event(  # positional, in the canonical field order (hot path)
+                causation,
+                pending.entity_id,
                 f"{prefix}8000-{seq:012x}" if prefix else _first_event_id(tenant_id, causation),
                 pending.event_type,
-                tenant_id,
-                pending.entity_id,
-                payload,
                 occurred_at,
-                causation,
-                seq,
+                payload,
                 head,
+                seq,
+                tenant_id,
             )
             canonical = encode(event)
             head_raw = sha256(head_raw + canonical).digest()

@@ -65,6 +65,8 @@ from typing import Any
 
 from msgspec import Struct
 
+from turingcore.events import require_canonical_order
+
 FRAUD_ALERT_RAISED = "FraudAlertRaised"
 THRESHOLD_TRANSACTION_REPORTED = "ThresholdTransactionReported"
 #: Event types the monitor writes; the read model's fold ignores them.
@@ -143,26 +145,29 @@ class MonitorConfig:
 class FraudAlertPayload(Struct, rename="camel", gc=False, frozen=True):
     """Why an account's payment looks like fraud; money in integer cents."""
 
-    alert_id: str
     account_id: str
-    rule: str
-    entry_id: str
+    alert_id: str
     amount_cents: int
     channel: str
     counterparty: str | None
+    entry_id: str
     observed: int
+    rule: str
     window_seconds: int
 
 
 class ThresholdReportPayload(Struct, rename="camel", gc=False, frozen=True):
     """A cash transaction at or above the AUSTRAC reporting threshold."""
 
-    report_id: str
     account_id: str
-    entry_id: str
     amount_cents: int
     direction: str
+    entry_id: str
+    report_id: str
     threshold_cents: int
+
+
+require_canonical_order(FraudAlertPayload, ThresholdReportPayload)
 
 
 # --------------------------------------------------------------------------- pure rules
@@ -421,12 +426,12 @@ class TransactionMonitor:
                 self.reports += 1
                 report_id = self.ident(REPORT_VARIANT, self.reports)
                 payload = ThresholdReportPayload(
-                    report_id,
-                    account,
-                    decision[0].entity_id,
-                    amount,
-                    "DEPOSIT" if deposit else "WITHDRAWAL",
-                    config.report_threshold_cents,
+                    account_id=account,
+                    amount_cents=amount,
+                    direction="DEPOSIT" if deposit else "WITHDRAWAL",
+                    entry_id=decision[0].entity_id,
+                    report_id=report_id,
+                    threshold_cents=config.report_threshold_cents,
                 )
                 decision.append(self.emit(THRESHOLD_TRANSACTION_REPORTED, report_id, payload))
             elif deposit and is_just_under(amount, config):
@@ -477,15 +482,15 @@ class TransactionMonitor:
         self.alerts += 1
         alert_id = self.ident(ALERT_VARIANT, self.alerts)
         payload = FraudAlertPayload(
-            alert_id,
-            account,
-            rule,
-            decision[0].entity_id,
-            amount,
-            channel,
-            counterparty,
-            observed,
-            window_s,
+            account_id=account,
+            alert_id=alert_id,
+            amount_cents=amount,
+            channel=channel,
+            counterparty=counterparty,
+            entry_id=decision[0].entity_id,
+            observed=observed,
+            rule=rule,
+            window_seconds=window_s,
         )
         decision.append(self.emit(FRAUD_ALERT_RAISED, alert_id, payload))
 

@@ -1367,15 +1367,15 @@ def _fold_stored(
             if raw.hex() != digest or body.get("seq") != seq or body.get("prevHash") != state.head:
                 raise ChainMismatch(f"tenant {tenant_id}: stored event {seq} does not verify")
             event = Event(
-                body["eventId"],
-                body["eventType"],
-                body["tenantId"],
-                body["entityId"],
-                body["payload"],
-                body["occurredAt"],
-                body["causationId"],
-                seq,
-                body["prevHash"],
+                event_id=body["eventId"],
+                event_type=body["eventType"],
+                tenant_id=body["tenantId"],
+                entity_id=body["entityId"],
+                payload=body["payload"],
+                occurred_at=body["occurredAt"],
+                causation_id=body["causationId"],
+                seq=seq,
+                prev_hash=body["prevHash"],
             )
             kind = event.event_type
             if kind in MONITOR_EVENT_TYPES:
