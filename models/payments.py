@@ -4,7 +4,9 @@ Each simulated day the tenant's memoryless flows (salaries, card spend, BPAY
 bills, NPP payments in and out, savings sweeps) are drawn for all members
 with numpy (`models.transactions.draw_day`), turned into PostEntry commands,
 and submitted in hourly batches at the hour they happen, so a real-time run
-paces them and an outage (later) can interrupt them.
+paces them and an outage (later) can interrupt them. One process serves every
+tenant: each hour's batches of all tenants go to the bus together, which over
+HTTP sends them concurrently (per-tenant order kept).
 
 Before submitting, the twin predicts from its shadow book whether each
 payment will be refused for insufficient funds; the prediction is compared
@@ -14,7 +16,7 @@ then follows exactly what the platform acknowledged.
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -27,7 +29,7 @@ from models.params import PayeeParams
 from models.transactions import Flow, draw_day, expected_amount_per_member_day, flow_params
 from models.world import TenantWorld
 from sim.contract import TWIN_ACTOR
-from turingcore.contract import Envelope, Leg, PostEntry
+from turingcore.contract import CommandResult, Envelope, Leg, PostEntry
 
 #: The GL account standing for the outside party of each flow.
 CLEARING = {
@@ -120,41 +122,95 @@ class PaymentBook:
         }
 
 
-def daily_payments(env: Any, world: TenantWorld) -> Generator[Any, Any, None]:
-    """The tenant's payments, day after day, until the scenario ends."""
-    book = PaymentBook(world)
-    rng = world.rng("transactions")
-    tag_rng = world.rng("merchants")
-    card_rng = world.rng("card-choice")
-    card_share = world.behaviour.credit_cards.spend_share
-    clock, scenario = world.clock, world.scenario
-    day = clock.date_at(env.now)
-    while day < scenario.end:
-        day_index = (day - scenario.start).days
-        start, length = clock.day_start(day), clock.day_length(day)
-        draws = draw_day(rng, world.behaviour, world.members, day, day_index, world.calendar)
+class _TenantPayments:
+    """One tenant's payment streams and the current day's draws."""
+
+    def __init__(self, world: TenantWorld) -> None:
+        self.world = world
+        self.book = PaymentBook(world)
+        self.rng = world.rng("transactions")
+        self.tag_rng = world.rng("merchants")
+        self.card_rng = world.rng("card-choice")
+        self.card_share = world.behaviour.credit_cards.spend_share
+        self.bounds: list[int] = []
+
+    def draw(self, day: Any) -> None:
+        """The day's payments of every member, cut into hours."""
+        world = self.world
+        self.day = day
+        self.start = world.clock.day_start(day)
+        length = world.clock.day_length(day)
+        day_index = (day - world.scenario.start).days
+        draws = draw_day(self.rng, world.behaviour, world.members, day, day_index, world.calendar)
         _record_card_expectation(world, day, draws)
         seconds = np.minimum(draws.second, int(length) - 1)
-        bounds = np.searchsorted(seconds, np.arange(25) * 3600).tolist()
-        rows = (
+        self.bounds = np.searchsorted(seconds, np.arange(25) * 3600).tolist()
+        self.rows = (
             seconds.tolist(),
             draws.flow.tolist(),
             draws.member.tolist(),
             draws.amount_cents.tolist(),
         )
-        merchant = tag_rng.integers(0, len(book.card_tags), len(draws)).tolist()
-        counterparty = payee_indices(tag_rng, draws.member, world.behaviour.npp_payees).tolist()
+        book = self.book
+        self.merchant = self.tag_rng.integers(0, len(book.card_tags), len(draws)).tolist()
+        self.counterparty = payee_indices(
+            self.tag_rng, draws.member, world.behaviour.npp_payees
+        ).tolist()
         # Which card purchases a cardholder puts on the credit card (drawn only
         # once the tenant has cards, so a run without them draws as before).
-        on_card = (card_rng.random(len(draws)) < card_share).tolist() if world.card_of else None
+        self.on_card = (
+            (self.card_rng.random(len(draws)) < self.card_share).tolist() if world.card_of else None
+        )
+
+    def has(self, hour: int) -> bool:
+        return self.bounds[hour] < self.bounds[hour + 1]
+
+    def build(self, hour: int) -> tuple[list[Envelope], list[tuple[str, str, int, bool]]]:
+        return _build_slice(
+            self.world,
+            self.book,
+            self.day,
+            self.start,
+            self.rows,
+            self.merchant,
+            self.counterparty,
+            self.on_card,
+            self.bounds[hour],
+            self.bounds[hour + 1],
+        )
+
+
+def hourly_payments(env: Any, worlds: Sequence[TenantWorld]) -> Generator[Any, Any, None]:
+    """Every tenant's payments, hour by hour, until the scenario ends.
+
+    Each hour every tenant with payments in it builds one batch; the batches
+    go to the bus together (`CommandBus.submit_many`: over HTTP they are in
+    flight at once, each tenant's order kept) and each tenant then reconciles
+    its shadow book, in scenario order. Tenants draw from their own streams,
+    so one tenant's payments never depend on another's.
+    """
+    if not worlds:
+        return
+    tenants = [_TenantPayments(world) for world in worlds]
+    first = worlds[0]
+    clock, scenario, bus = first.clock, first.scenario, first.bus
+    day = clock.date_at(env.now)
+    while day < scenario.end:
+        for tenant in tenants:
+            tenant.draw(day)
+        start = clock.day_start(day)
         for hour in range(24):
-            low, high = bounds[hour], bounds[hour + 1]
-            if low == high:
+            due = [tenant for tenant in tenants if tenant.has(hour)]
+            if not due:
                 continue
             at = start + hour * 3600
             if at > env.now:
                 yield env.timeout(at - env.now)
-            _submit_slice(world, book, day, start, rows, merchant, counterparty, on_card, low, high)
+            built = [(tenant.world, *tenant.build(hour)) for tenant in due]
+            answers = bus.submit_many([(w.tenant_id, envelopes) for w, envelopes, _m in built])
+            sent = (item for item in built if item[1])
+            for (world, _envelopes, moves), results in zip(sent, answers, strict=True):
+                _reconcile(world, moves, results)
         day += timedelta(days=1)
 
 
@@ -181,7 +237,7 @@ def _record_card_expectation(world: TenantWorld, day: Any, draws: Any) -> None:
     totals.member_days += n_active
 
 
-def _submit_slice(
+def _build_slice(
     world: TenantWorld,
     book: PaymentBook,
     day: Any,
@@ -193,7 +249,7 @@ def _submit_slice(
     low: int,
     high: int,
 ) -> None:
-    """Build, predict, submit and reconcile one hour of payments (the hot loop).
+    """Build and predict one hour of a tenant's payments (the hot loop).
 
     A cardholder's purchase drawn `on_card` goes on their credit card when the
     card has room for it (so the platform accepts it), else on the debit card.
@@ -260,9 +316,16 @@ def _submit_slice(
             )
         )
         moves.append((debit, credit, amount, expected))
-    if not envelopes:
-        return
-    results = world.bus.submit(tenant_id, envelopes)
+    return envelopes, moves
+
+
+def _reconcile(
+    world: TenantWorld,
+    moves: list[tuple[str, str, int, bool]],
+    results: Sequence[CommandResult],
+) -> None:
+    """Count predicted refusals; correct the shadow book where the prediction missed."""
+    shadow = world.shadow
     totals = world.totals
     for (debit, credit, amount, expected), result in zip(moves, results, strict=True):
         accepted = result.status == "ACCEPTED"

@@ -83,6 +83,10 @@ def run(
         str | None,
         typer.Option(help="over HTTP, read events from kafka://HOST:PORT instead of the API"),
     ] = None,
+    concurrency: Annotated[
+        int,
+        typer.Option(help="over HTTP, tenants' batches in flight at once (1-8; order per tenant)"),
+    ] = 4,
 ) -> None:
     """Run a scenario against TuringCore (embedded by default) and write a run folder."""
     from sim.http_target import TargetError
@@ -103,7 +107,9 @@ def run(
             f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()
         )
         _fail(f"{scenario_file}: option overrides are invalid: {problems}")
-    target_factory = _target_factory(target, token or [], events, scenario)
+    if not 1 <= concurrency <= 8:
+        _fail(f"--concurrency: must be between 1 and 8, not {concurrency}")
+    target_factory = _target_factory(target, token or [], events, scenario, concurrency)
     run_seed = scenario.seed
     folder = out or Path("runs") / f"{scenario.name}-{run_seed}"
     options = RunOptions(
@@ -144,7 +150,9 @@ def run(
     raise typer.Exit(0 if outcome.passed else 1)
 
 
-def _target_factory(target: str, tokens: list[str], events: str | None, scenario):  # noqa: ANN001, ANN202 - lazily imported types
+def _target_factory(
+    target: str, tokens: list[str], events: str | None, scenario, concurrency: int = 4
+):  # noqa: ANN001, ANN202, E501 - lazily imported types
     """The Target factory for `--target` (None: the embedded default); exit 2 on a bad option."""
     from urllib.parse import urlparse
 
@@ -178,7 +186,7 @@ def _target_factory(target: str, tokens: list[str], events: str | None, scenario
             return KafkaEventFeed(bootstrap)
 
     base = target.rstrip("/")
-    return lambda log: HttpTarget(base, book, log, feed)
+    return lambda log: HttpTarget(base, book, log, feed, concurrency=concurrency)
 
 
 def _source(

@@ -13,6 +13,11 @@ run on what the broker delivered. Either way nothing from the feed is
 trusted: each event's canonical bytes are re-derived from its JSON and its
 hash re-checked by the invariant suite.
 
+Concurrency: `submit_many` (the twin's hourly payments, one batch per tenant)
+sends up to `concurrency` tenants' batches at once from a thread pool, each
+tenant's commands in order; events are then fetched and delivered on the
+caller's thread in tenant order, so a concurrent run equals a sequential one.
+
 Reliability: one pooled `httpx.Client`, timeouts on every call, and retries
 with backoff on transport errors, 429 and 5xx. A retried batch is re-sent
 with the same idempotency keys, so a command the platform already applied
@@ -29,8 +34,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
@@ -141,7 +148,8 @@ _EVENTS_PAGE = msgspec.json.Decoder(_EventsPage)
 class HttpEventFeed:
     """Follows a tenant's chain through `GET /v1/tenants/{t}/events?afterSeq=`."""
 
-    def __init__(self, target: HttpTarget, page: int = 5000) -> None:
+    def __init__(self, target: HttpTarget, page: int = 1000) -> None:
+        # 1000: the largest page the service gives (`limit` 1..1000, as for every listing)
         self.target = target
         self.page = page
 
@@ -190,11 +198,25 @@ class HttpTarget:
         timeout_s: float = 60.0,
         retries: int = 6,
         max_connections: int = 8,
+        concurrency: int = 4,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
+        if not 1 <= concurrency <= max_connections:
+            raise ValueError(
+                f"concurrency must be between 1 and max_connections ({max_connections}), "
+                f"not {concurrency}"
+            )
         self.base_url = base_url.rstrip("/")
         self.tokens = tokens
         self.retries = retries
+        #: tenants' batches in flight at once (`submit_many`); one per tenant at a time
+        self.concurrency = concurrency
+        self._pool = (
+            ThreadPoolExecutor(concurrency, thread_name_prefix="twin-http")
+            if concurrency > 1
+            else None
+        )
+        self._count_lock = threading.Lock()
         self.client = httpx.Client(
             base_url=self.base_url,
             timeout=httpx.Timeout(timeout_s, connect=10.0),
@@ -230,7 +252,8 @@ class HttpTarget:
             headers["Content-Type"] = "application/json"
         delay = 0.05
         for attempt in range(self.retries + 1):
-            self.requests += 1
+            with self._count_lock:
+                self.requests += 1
             try:
                 answer = self.client.request(
                     method, url, content=content, params=params, headers=headers
@@ -247,7 +270,8 @@ class HttpTarget:
                             f"{answer.text[:300]}"
                         )
                     return answer
-            self.retried += 1
+            with self._count_lock:
+                self.retried += 1
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
         raise AssertionError("unreachable")  # pragma: no cover
@@ -256,6 +280,31 @@ class HttpTarget:
 
     def submit(self, tenant_id: str, commands: Sequence[Envelope]) -> list[CommandResult]:
         """Send the batch (in chunks of at most MAX_BATCH), then deliver its events."""
+        results = self._send(tenant_id, commands)
+        self._deliver(tenant_id, commands, results)
+        return results
+
+    def submit_many(
+        self, batches: Sequence[tuple[str, Sequence[Envelope]]]
+    ) -> list[list[CommandResult]]:
+        """Several tenants' batches, up to `concurrency` in flight at once.
+
+        Each tenant's batch is one task (its chunks in order), so per-tenant
+        order is kept; events are fetched and delivered afterwards on the
+        caller's thread, tenant by tenant in the order given, so listeners see
+        exactly what a sequential run shows them.
+        """
+        if self._pool is None or len(batches) < 2:
+            answers = [self._send(tenant, commands) for tenant, commands in batches]
+        else:
+            futures = [self._pool.submit(self._send, tenant, cmds) for tenant, cmds in batches]
+            answers = [future.result() for future in futures]
+        for (tenant_id, commands), results in zip(batches, answers, strict=True):
+            self._deliver(tenant_id, commands, results)
+        return answers
+
+    def _send(self, tenant_id: str, commands: Sequence[Envelope]) -> list[CommandResult]:
+        """POST the batch in chunks, in order; the answers (events not yet fetched)."""
         results: list[CommandResult] = []
         keyed = all(envelope.idempotency_key is not None for envelope in commands)
         for start in range(0, len(commands), MAX_BATCH):
@@ -277,7 +326,6 @@ class HttpTarget:
             results.extend(
                 _result(envelope, item) for envelope, item in zip(chunk, items, strict=True)
             )
-        self._deliver(tenant_id, commands, results)
         return results
 
     def _deliver(
@@ -325,6 +373,8 @@ class HttpTarget:
         return int(body["seq"]), str(body["hash"])
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
         self.feed.close()
         self.client.close()
         if self.log is not None:

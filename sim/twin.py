@@ -38,7 +38,7 @@ from models import credit_cards, fraud, lending, savings, term_deposits
 from models.lifecycle import LabourForce, grow_prices, grow_wages
 from models.macro import Economy, MacroMonth
 from models.members import Onboarding, member_growth, onboard, setup_tenant
-from models.payments import daily_payments
+from models.payments import hourly_payments
 from models.world import TenantWorld
 from scenarios.schema import Scenario
 from sim.bus import CommandBus
@@ -147,8 +147,8 @@ class Twin:
         )
         for attach in EXTENSIONS:
             attach(self.context)
+        env.process(hourly_payments(env, list(self.worlds.values())))
         for tenant, world in self.worlds.items():
-            env.process(daily_payments(env, world))
             env.process(member_growth(env, world, onboardings[tenant]))
         gc_checkpoint()
         progress = _Progress(scenario, self.options.progress, self.worlds)

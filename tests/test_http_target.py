@@ -10,6 +10,7 @@ changes a byte of an event on its way back to the twin.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,7 +25,7 @@ from platform_builders import Commands
 from token_builders import AUDIENCE, ISSUER, SECRET, claims_for
 
 from scenarios.schema import Scenario
-from sim.http_target import HttpTarget, TargetError, TokenBook, sealed_from_json
+from sim.http_target import MAX_BATCH, HttpTarget, TargetError, TokenBook, sealed_from_json
 from turingcore.auth import AuthConfig
 from turingcore.embedded import EmbeddedPlatform
 from turingcore.ledger import Ledger
@@ -313,3 +314,109 @@ def test_events_from_json_are_the_platforms_sealed_events() -> None:
         assert again.canonical == original.canonical
         assert again.hash == original.hash
         assert again.event == original.event
+
+
+class MeetingTransport(httpx.BaseTransport):
+    """Counts batch requests in flight; once armed, the next `meet` batches must meet.
+
+    The armed batches wait for each other at a barrier before they are
+    forwarded, so they can only all pass if they were sent concurrently
+    (sequential sends break the barrier at its timeout, and the test fails).
+    """
+
+    def __init__(self) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.lock = threading.Lock()
+        self.in_flight = 0
+        self.peak = 0
+        self.barrier: threading.Barrier | None = None
+        self.waiting = 0
+
+    def arm(self, meet: int) -> None:
+        self.barrier, self.waiting, self.peak = threading.Barrier(meet, timeout=20), meet, 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if not (request.method == "POST" and request.url.path.endswith("/commands/batch")):
+            return self.inner.handle_request(request)
+        with self.lock:
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+            barrier = self.barrier if self.waiting > 0 else None
+            self.waiting -= 1
+        try:
+            if barrier is not None:
+                barrier.wait()
+            return self.inner.handle_request(request)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def customers_batch(cmd: Commands, count: int, first: int = 0) -> list[Any]:
+    """`count` CreateCustomer envelopes with idempotency keys (each writes one event)."""
+    return [cmd.customer(first + n, key=f"{cmd.tenant_id}-c{first + n}") for n in range(count)]
+
+
+@pytest.mark.parametrize(("tenants", "concurrency"), [(4, 4), (4, 2)])
+def test_tenants_batches_are_in_flight_together_within_the_bound(
+    tenants: int, concurrency: int
+) -> None:
+    """submit_many sends several tenants' batches at once, never more than `concurrency`,
+    and hands each tenant's events to listeners in the order the batches were given."""
+    names = [f"cu-{letter}" for letter in "pqrs"[:tenants]]
+    makers = {name: Commands(name) for name in names}
+    transport = MeetingTransport()
+    with serving(MemoryLedger()) as url:
+        target = HttpTarget(
+            url, TokenBook([token(n) for n in names]), transport=transport, concurrency=concurrency
+        )
+        seen: list[str] = []
+        target.subscribe(lambda tenant, events: seen.append(tenant))
+        try:
+            for name, cmd in makers.items():
+                setup = [cmd.create_tenant(name.upper().replace("-", "_"), key=f"{name}-t")]
+                assert all(r.accepted for r in target.submit(name, setup))
+            transport.arm(concurrency)
+            seen.clear()
+            order = list(reversed(names))
+            answers = target.submit_many(
+                [(name, customers_batch(makers[name], 30)) for name in order]
+            )
+        finally:
+            target.close()
+    assert transport.peak == concurrency
+    assert seen == order
+    for name, results in zip(order, answers, strict=True):
+        assert [r.status for r in results] == ["ACCEPTED"] * 30, name
+        assert [r.first_seq for r in results] == list(range(2, 32)), name
+
+
+def test_one_tenants_long_batch_keeps_its_order_beside_others() -> None:
+    """A batch longer than MAX_BATCH goes in chunks, in order, while other tenants' go too."""
+    names = ["cu-p", "cu-q"]
+    makers = {name: Commands(name) for name in names}
+    with serving(MemoryLedger()) as url:
+        target = HttpTarget(url, TokenBook([token(n) for n in names]), concurrency=2)
+        try:
+            for name, cmd in makers.items():
+                setup = [cmd.create_tenant(name.upper().replace("-", "_"), key=f"{name}-t")]
+                assert all(r.accepted for r in target.submit(name, setup))
+            long = customers_batch(makers["cu-p"], MAX_BATCH + 7)
+            answers = target.submit_many(
+                [("cu-p", long), ("cu-q", customers_batch(makers["cu-q"], 3))]
+            )
+            heads = {name: target.head(name) for name in names}
+        finally:
+            target.close()
+    assert [r.first_seq for r in answers[0]] == list(range(2, MAX_BATCH + 9))
+    assert heads["cu-p"][0] == MAX_BATCH + 8
+    assert [r.first_seq for r in answers[1]] == [2, 3, 4]
+
+
+def test_concurrency_outside_the_pool_is_refused() -> None:
+    """A concurrency above the connection pool (or below one) is a clear error."""
+    with pytest.raises(ValueError, match="concurrency must be between 1 and max_connections"):
+        HttpTarget("http://127.0.0.1:9", TokenBook([token("cu-a")]), concurrency=9)
