@@ -208,8 +208,7 @@ def hourly_payments(env: Any, worlds: Sequence[TenantWorld]) -> Generator[Any, A
                 yield env.timeout(at - env.now)
             built = [(tenant.world, *tenant.build(hour)) for tenant in due]
             answers = bus.submit_many([(w.tenant_id, envelopes) for w, envelopes, _m in built])
-            sent = (item for item in built if item[1])
-            for (world, _envelopes, moves), results in zip(sent, answers, strict=True):
+            for (world, _envelopes, moves), results in zip(built, answers, strict=True):
                 _reconcile(world, moves, results)
         day += timedelta(days=1)
 
@@ -248,7 +247,7 @@ def _build_slice(
     on_card: list[bool] | None,
     low: int,
     high: int,
-) -> None:
+) -> tuple[list[Envelope], list[tuple[str, str, int, bool]]]:
     """Build and predict one hour of a tenant's payments (the hot loop).
 
     A cardholder's purchase drawn `on_card` goes on their credit card when the

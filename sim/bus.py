@@ -30,38 +30,41 @@ class CommandBus:
         if not envelopes:
             return []
         results = self.target.submit(tenant_id, envelopes)
+        self._observe(tenant_id, envelopes, results)
+        return results
+
+    def submit_many(
+        self, batches: Sequence[tuple[str, Sequence[Envelope]]]
+    ) -> list[list[CommandResult]]:
+        """Several tenants' batches at one instant; one answer list per batch, in order.
+
+        A target with `submit_many` (HttpTarget) sends them concurrently, each
+        tenant's commands still in order; observers then see each tenant's
+        answers in the order given, so a run is the same whichever target it
+        uses. Tenants must not repeat within one call; an empty batch is not
+        sent and answers [].
+        """
+        tenants = [tenant for tenant, _envelopes in batches]
+        if len(set(tenants)) != len(tenants):
+            raise ValueError(f"a tenant appears twice in one submit_many: {tenants}")
+        sent = [(tenant, envelopes) for tenant, envelopes in batches if envelopes]
+        many = getattr(self.target, "submit_many", None)
+        if many is None:
+            answers = [self.target.submit(tenant, envelopes) for tenant, envelopes in sent]
+        else:
+            answers = many(sent)
+        for (tenant_id, envelopes), results in zip(sent, answers, strict=True):
+            self._observe(tenant_id, envelopes, results)
+        by_tenant = dict(zip((tenant for tenant, _e in sent), answers, strict=True))
+        return [by_tenant.get(tenant, []) for tenant in tenants]
+
+    def _observe(
+        self, tenant_id: str, envelopes: Sequence[Envelope], results: list[CommandResult]
+    ) -> None:
+        """Check there is one answer per command, then show them to every observer."""
         if len(results) != len(envelopes):
             raise RuntimeError(
                 f"target answered {len(results)} results for {len(envelopes)} commands"
             )
         for observer in self.observers:
             observer(tenant_id, envelopes, results)
-        return results
-
-    def submit_many(
-        self, batches: Sequence[tuple[str, Sequence[Envelope]]]
-    ) -> list[list[CommandResult]]:
-        """Several tenants' batches at one instant; answers in the order given.
-
-        A target with `submit_many` (HttpTarget) sends them concurrently, each
-        tenant's commands still in order; observers then see each tenant's
-        answers in the order given, so a run is the same whichever target it
-        uses. Tenants must not repeat within one call.
-        """
-        batches = [(tenant, envelopes) for tenant, envelopes in batches if envelopes]
-        tenants = [tenant for tenant, _envelopes in batches]
-        if len(set(tenants)) != len(tenants):
-            raise ValueError(f"a tenant appears twice in one submit_many: {tenants}")
-        many = getattr(self.target, "submit_many", None)
-        if many is None:
-            answers = [self.target.submit(tenant, envelopes) for tenant, envelopes in batches]
-        else:
-            answers = many(batches)
-        for (tenant_id, envelopes), results in zip(batches, answers, strict=True):
-            if len(results) != len(envelopes):
-                raise RuntimeError(
-                    f"target answered {len(results)} results for {len(envelopes)} commands"
-                )
-            for observer in self.observers:
-                observer(tenant_id, envelopes, results)
-        return answers

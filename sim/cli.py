@@ -152,7 +152,7 @@ def run(
 
 def _target_factory(
     target: str, tokens: list[str], events: str | None, scenario, concurrency: int = 4
-):  # noqa: ANN001, ANN202, E501 - lazily imported types
+):  # noqa: ANN001, ANN202 - lazily imported types
     """The Target factory for `--target` (None: the embedded default); exit 2 on a bad option."""
     from urllib.parse import urlparse
 

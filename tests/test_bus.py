@@ -126,3 +126,30 @@ def test_bus_over_the_embedded_platform() -> None:
     assert observed == [("cu-a", 3, ["ACCEPTED"] * 3)]
     assert target.head("cu-a")[0] == results[-1].last_seq
     target.close()
+
+
+def test_submit_many_answers_each_batch_in_order_and_skips_empty_ones() -> None:
+    """One answer list per batch as given ([] for an empty one, never sent); observers see
+    the sent batches in that order, on a target without submit_many of its own."""
+    target = ScriptedTarget(accept_all)
+    bus = CommandBus(target)
+    seen: list[str] = []
+    bus.observe(lambda tenant, _sent, _results: seen.append(tenant))
+    batch_b, batch_a = envelopes("cu-b", 2), envelopes("cu-a", 3)
+    answers = bus.submit_many([("cu-b", batch_b), ("cu-c", []), ("cu-a", batch_a)])
+    assert [[r.command_id for r in a] for a in answers] == [
+        [e.command_id for e in batch_b],
+        [],
+        [e.command_id for e in batch_a],
+    ]
+    assert seen == ["cu-b", "cu-a"]
+    assert [tenant for tenant, _ in target.calls] == ["cu-b", "cu-a"]
+
+
+def test_submit_many_refuses_a_tenant_twice() -> None:
+    """Two batches of one tenant in one call would race: refused before anything is sent."""
+    target = ScriptedTarget(accept_all)
+    bus = CommandBus(target)
+    with pytest.raises(ValueError, match="appears twice"):
+        bus.submit_many([("cu-a", envelopes("cu-a", 1)), ("cu-a", envelopes("cu-a", 1))])
+    assert target.calls == []

@@ -534,18 +534,15 @@ def _two_leg_entry(
         delta = -amount
     else:
         return None
+    gaining, losing = (one, other) if delta > 0 else (other, one)
+    if losing.floor is not None and losing.balance - amount < losing.floor:
+        return None
+    if gaining.ceiling is not None and gaining.balance + amount > gaining.ceiling:
+        return None
     balance_one = one.balance + delta
     balance_other = other.balance - delta
-    low, high = (other, one) if delta > 0 else (one, other)
-    low_balance, high_balance = (
-        (balance_other, balance_one) if delta > 0 else (balance_one, balance_other)
-    )
-    if low.floor is not None and low_balance < low.floor:
-        return None
-    if high.ceiling is not None and high_balance > high.ceiling:
-        return None
     one_id, other_id = one.account_id, other.account_id
-    entry_id = f"{tenant.id_prefix}b000-{tenant.entries + 1:012x}"
+    entry_id = tenant.ident("b", tenant.entries + 1)
     return [
         Pending(
             "EntryPosted",
