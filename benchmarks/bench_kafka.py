@@ -18,13 +18,12 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from bench_ledger import build, entries
+from fresh_process import measure_in_fresh_process
 
 from turingcore.broker import MotoServer, TansuBroker
 from turingcore.embedded import EmbeddedPlatform
@@ -97,22 +96,8 @@ def main() -> None:
     for storage in args.storage:
         runs = []
         for _ in range(args.repeat):
-            out = subprocess.run(
-                [
-                    sys.executable,
-                    __file__,
-                    "--one",
-                    storage,
-                    "--events",
-                    str(args.events),
-                    "--batch-size",
-                    str(args.batch_size),
-                ],
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-            runs.append(json.loads(out.stdout.splitlines()[-1]))
+            options = {"events": args.events, "batch_size": args.batch_size}
+            runs.append(measure_in_fresh_process(__file__, storage, options))
         label = "Tansu, memory" if storage == "memory" else "Tansu, S3 on moto"
         figures = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
         print(

@@ -13,14 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
+from fresh_process import measure_in_fresh_process
 
 from turingcore.contract import (
     Actor,
@@ -146,24 +145,8 @@ def main() -> None:
     for mode, label in (("none", "no event log"), ("sqlite", "SQLite event log")):
         runs = []
         for _ in range(args.repeat):
-            out = subprocess.run(
-                [
-                    sys.executable,
-                    __file__,
-                    "--one",
-                    mode,
-                    "--entries",
-                    str(args.entries),
-                    "--members",
-                    str(args.members),
-                    "--batch",
-                    str(args.batch),
-                ],
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-            runs.append(json.loads(out.stdout))
+            options = {"entries": args.entries, "members": args.members, "batch": args.batch}
+            runs.append(measure_in_fresh_process(__file__, mode, options))
         entries_rate = statistics.median(r["entries"] for r in runs)
         events_rate = statistics.median(r["events"] for r in runs)
         print(

@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -39,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_ledger import ACTOR, TIMESTAMP, entries  # noqa: E402
 from bench_ledger import measure as measure_embedded  # noqa: E402
+from fresh_process import measure_in_fresh_process  # noqa: E402
 
 from turingcore.contract import (  # noqa: E402
     Address,
@@ -196,26 +196,13 @@ def main() -> None:
         )
         runs = []
         for _ in range(args.repeat):
-            out = subprocess.run(
-                [
-                    sys.executable,
-                    __file__,
-                    "--one",
-                    target,
-                    "--entries",
-                    str(args.entries),
-                    "--members",
-                    str(args.members),
-                    "--batch",
-                    str(args.batch),
-                    "--tenants",
-                    str(args.tenants),
-                ],
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-            runs.append(json.loads(out.stdout))
+            options = {
+                "entries": args.entries,
+                "members": args.members,
+                "batch": args.batch,
+                "tenants": args.tenants,
+            }
+            runs.append(measure_in_fresh_process(__file__, target, options))
             run = runs[-1]
             print(
                 f"  run: {run['entries']:,.0f} entries/s in {run['seconds']:.1f} s"

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import psycopg
@@ -75,11 +76,11 @@ def dsn_of(name: str) -> str:
     return make_conninfo(ADMIN_DSN, dbname=name)
 
 
-@pytest.fixture(scope="session")
-def pg_database() -> Iterator[PgDatabase]:
-    """A fresh database for this session, migrated; dropped when the session ends."""
+@contextmanager
+def migrated_database(prefix: str) -> Iterator[PgDatabase]:
+    """A new database named after `prefix`, migrated; dropped on the way out."""
     admin = admin_connection()
-    name = create_database(admin, "tc_test")
+    name = create_database(admin, prefix)
     try:
         dsn = dsn_of(name)
         migrate(dsn)
@@ -87,6 +88,13 @@ def pg_database() -> Iterator[PgDatabase]:
     finally:
         drop_database(admin, name)
         admin.close()
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[PgDatabase]:
+    """A fresh database for this session, migrated; dropped when the session ends."""
+    with migrated_database("tc_test") as database:
+        yield database
 
 
 @pytest.fixture
@@ -97,15 +105,8 @@ def fresh_pg_database() -> Iterator[PgDatabase]:
     `cu-a`/`CU_A`): tenant codes are unique on the platform, so such runs
     cannot share the session database.
     """
-    admin = admin_connection()
-    name = create_database(admin, "tc_fresh")
-    try:
-        dsn = dsn_of(name)
-        migrate(dsn)
-        yield PgDatabase(name, dsn)
-    finally:
-        drop_database(admin, name)
-        admin.close()
+    with migrated_database("tc_fresh") as database:
+        yield database
 
 
 @pytest.fixture
