@@ -79,10 +79,11 @@ import numpy as np
 from models.amortization import round_half_even
 from models.card_products import CardParams, card_product_code, card_products
 from models.interest import UNITS_PER_CENT, accrue_day
+from models.staged import StagedEntries
 from models.world import TenantWorld
 from sim.context import RunContext
 from sim.target import read_model_balances
-from turingcore.contract import Leg, OpenAccount, PostEntry
+from turingcore.contract import Leg, OpenAccount
 
 CARD_CLEARING = "GL_CARD_CLEARING"
 INTEREST_INCOME = "GL_INTEREST_INCOME"
@@ -207,7 +208,7 @@ class CardBook:
         self.today = CardDay()
         self.rows: list[dict[str, Any]] = []
         self.owed_yesterday = 0
-        self._staged: list[tuple[list[Leg], str, dict[str, str]]] = []
+        self.entries = StagedEntries(world)
 
     # ------------------------------------------------------------------ platform plumbing
 
@@ -220,31 +221,11 @@ class CardBook:
 
     def _stage(self, legs: list[Leg], narrative: str, tags: dict[str, str]) -> None:
         """Queue an entry, applying it to the shadow book now (predicted accepted)."""
-        self.world.shadow.apply(legs)
-        self._staged.append((legs, narrative, tags))
+        self.entries.stage(legs, narrative, tags)
 
     def _flush(self, t: float, day: date) -> list[bool]:
         """Submit the queued entries in order; undo refused ones in the shadow book."""
-        staged, self._staged = self._staged, []
-        if not staged:
-            return []
-        world = self.world
-        stamp = world.clock.iso_at(t)
-        currency = world.scenario.currency
-        envelopes = [
-            world.ids.envelope(
-                "PostEntry", stamp, PostEntry(day, day, currency, legs, text, tags, world.metadata)
-            )
-            for legs, text, tags in staged
-        ]
-        results = world.bus.submit(world.tenant_id, envelopes)
-        accepted = []
-        for (legs, _text, _tags), result in zip(staged, results, strict=True):
-            accepted.append(result.accepted)
-            if not result.accepted:
-                world.shadow.revert(legs)
-                world.totals.prediction_misses += 1
-        return accepted
+        return [accepted for _legs, accepted in self.entries.flush(t, day)]
 
     def owed(self, card: Card) -> int:
         """What the member owes on the card now (the shadow book, equal to the platform's)."""

@@ -120,9 +120,10 @@ from models.loan_products import (
     loan_products,
     variable_rate,
 )
+from models.staged import StagedEntries
 from models.world import TenantWorld
 from sim.context import RunContext
-from turingcore.contract import Leg, OpenAccount, PostEntry
+from turingcore.contract import Leg, OpenAccount
 
 __all__ = [
     "LENDING_COLUMNS",
@@ -419,7 +420,7 @@ class LendingBook:
         #: OpenAccount commandId -> learned account id (filled by `on_events`).
         self.pending: dict[str, str | None] = {}
         self.facilities: set[str] = set()
-        self._staged: list[tuple[list[Leg], str, dict[str, str]]] = []
+        self.entries = StagedEntries(world)
         self._month: Any = None
 
     # ------------------------------------------------------------------ platform plumbing
@@ -438,34 +439,13 @@ class LendingBook:
 
     def _stage(self, legs: list[Leg], narrative: str, tags: dict[str, str]) -> int:
         """Queue an entry, applying it to the shadow book now (predicted accepted)."""
-        self.world.shadow.apply(legs)
-        self._staged.append((legs, narrative, tags))
-        return len(self._staged) - 1
+        return self.entries.stage(legs, narrative, tags)
 
     def _flush(self, t: float, day: date) -> list[bool]:
         """Submit the queued entries; undo refused ones; keep the loan book straight."""
-        staged, self._staged = self._staged, []
-        if not staged:
-            return []
-        world = self.world
-        stamp = world.clock.iso_at(t)
-        currency = world.scenario.currency
-        envelopes = [
-            world.ids.envelope(
-                "PostEntry",
-                stamp,
-                PostEntry(day, day, currency, legs, narrative, tags, world.metadata),
-            )
-            for legs, narrative, tags in staged
-        ]
-        results = world.bus.submit(world.tenant_id, envelopes)
-        accepted = []
-        for (legs, _narrative, _tags), result in zip(staged, results, strict=True):
-            ok = result.accepted
-            accepted.append(ok)
-            if not ok:
-                world.shadow.revert(legs)
-                world.totals.prediction_misses += 1
+        done = self.entries.flush(t, day)
+        for legs, accepted in done:
+            if not accepted:
                 self.refused += 1
                 continue
             for leg in legs:
@@ -476,7 +456,7 @@ class LendingBook:
                 self.book_cents -= signed
                 if loan.variable:
                     self.variable_book_cents -= signed
-        return accepted
+        return [accepted for _legs, accepted in done]
 
     def _open_accounts(self, t: float, wanted: list[tuple[int, str]]) -> list[str | None]:
         """OpenAccount on loan products; the new account ids, None where refused."""
