@@ -34,6 +34,7 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from sim.http_target import TargetError
+from turingcore.events import envelope_json
 from turingcore.ledger import topic_for
 from turingcore.topics import (
     ChainedEvent,
@@ -63,7 +64,7 @@ _BROKEN = frozenset(
 
 def envelope_bytes(event: ChainedEvent) -> bytes:
     """The EventEnvelope JSON of a chained event: its canonical object plus `hash`."""
-    return event.canonical[:-1] + b',"hash":"' + event.claimed.encode() + b'"}'
+    return envelope_json(event.canonical, event.claimed)
 
 
 class KafkaEventFeed:

@@ -114,13 +114,18 @@ class SealedEvent(Struct, gc=False, frozen=True):
 
     def to_json_bytes(self) -> bytes:
         """The EventEnvelope as JSON (the canonical object plus `hash`)."""
-        return self.canonical[:-1] + b',"hash":"' + self.hash.encode() + b'"}'
+        return envelope_json(self.canonical, self.hash)
 
     def to_builtins(self) -> dict[str, Any]:
         """The EventEnvelope as a plain dict, for APIs and reports."""
         body = _JSON.decode(self.canonical)
         body["hash"] = self.hash
         return body
+
+
+def envelope_json(canonical: bytes, event_hash: str) -> bytes:
+    """The EventEnvelope JSON of an event: its canonical object with `hash` appended."""
+    return bytes(canonical[:-1]) + b',"hash":"' + event_hash.encode() + b'"}'
 
 
 #: the canonical encoder's bound method, for the ledger's hot path

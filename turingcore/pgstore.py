@@ -117,7 +117,7 @@ from psycopg_pool import ConnectionPool
 from turingcore.contract import CommandResult, Envelope, Leg
 from turingcore.domain import Pending, PlatformState, TenantState, evolve
 from turingcore.embedded import EmbeddedPlatform, IdempotencyKeys
-from turingcore.events import GENESIS_HASH, GENESIS_RAW, Event, SealedEvent
+from turingcore.events import GENESIS_HASH, GENESIS_RAW, Event, SealedEvent, envelope_json
 from turingcore.ledger import NotFound, OutboxRow
 from turingcore.money import format_cents
 from turingcore.monitor import MONITOR_EVENT_TYPES, MonitorConfig, TransactionMonitor
@@ -1300,7 +1300,7 @@ class PostgresLedger:
                 " ORDER BY seq LIMIT %s",  # the partial index events_by_entity
                 (tenant_id, account_id, limit),
             ).fetchall()
-        return [_envelope_json(canonical, digest) for canonical, digest in rows]
+        return [envelope_json(canonical, digest) for canonical, digest in rows]
 
     def tenant_events(self, tenant_id: str, after_seq: int = 0, limit: int = 1000) -> list[bytes]:
         """EventEnvelope JSON of the tenant's events with seq > `after_seq`, in seq order."""
@@ -1311,7 +1311,7 @@ class PostgresLedger:
                 " WHERE tenant_id = %s AND seq > %s ORDER BY seq LIMIT %s",
                 (tenant_id, after_seq, limit),
             ).fetchall()
-        return [_envelope_json(canonical, digest) for canonical, digest in rows]
+        return [envelope_json(canonical, digest) for canonical, digest in rows]
 
     def head(self, tenant_id: str) -> tuple[int, str]:
         """(seq, hash) of the tenant's chain head; (0, 64 zeros) before its first event."""
@@ -1330,11 +1330,6 @@ class PostgresLedger:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _envelope_json(canonical: bytes, digest: str) -> bytes:
-    """EventEnvelope JSON (canonical object plus hash), as `SealedEvent.to_json_bytes`."""
-    return bytes(canonical[:-1]) + b',"hash":"' + digest.encode() + b'"}'
 
 
 def _fold_stored(
