@@ -472,7 +472,7 @@ def _any_entry(
                 command.booking_date,
                 command.currency,
                 entry_id,
-                posted,
+                tuple(posted),
                 command.metadata,
                 command.narrative,
                 command.tags,
@@ -551,10 +551,10 @@ def _two_leg_entry(
                 command.booking_date,
                 command.currency,
                 entry_id,
-                [
+                (
                     LegPosted(one_id, amount, direction),
                     LegPosted(other_id, amount, second.direction),
-                ],
+                ),
                 command.metadata,
                 command.narrative,
                 command.tags,

@@ -45,6 +45,9 @@ from turingcore.monitor import (
 
 Listener = Callable[[str, list[SealedEvent]], None]
 
+#: Commands whose events are stored and published together within a batch.
+PUBLISH_EVERY = 128
+
 
 class EventSink(Protocol):
     """Where sealed events and refusals are stored (e.g. the SQLite event log)."""
@@ -142,7 +145,11 @@ class EmbeddedPlatform:
         """Process a batch for one (authenticated) tenant, in order.
 
         Returns one result per command, in the same order. Events are sealed
-        into the tenant's chain, stored and published once per batch.
+        into the tenant's chain, then stored and published in chain order, a
+        slice of at most `PUBLISH_EVERY` commands' events at a time: each
+        slice's objects die young, so a long batch works in cache-warm memory
+        (a whole 2,000-command batch held at once runs a quarter slower).
+        Every event of the batch is published before `submit` returns.
         """
         tenant = self.tenants.get(tenant_id)
         if tenant is None:
@@ -151,20 +158,44 @@ class EmbeddedPlatform:
             self.monitors[tenant_id] = TransactionMonitor(
                 tenant.ident, Pending, self.monitor_config
             )
+        results: list[CommandResult] = []
+        every = PUBLISH_EVERY
+        for start in range(0, len(commands), every):
+            self._submit_slice(tenant, commands[start : start + every], results)
+        return results
+
+    def _submit_slice(
+        self, tenant: TenantState, commands: Sequence[Envelope], results: list[CommandResult]
+    ) -> None:
+        """Decide and seal `commands`, answers appended to `results`; publish their events.
+
+        STORE is inline, with everything it needs looked up once per slice:
+        this loop is the ledger's hot path. The events of an entry (the entry
+        and its balance updates) are folded into the read model here; every
+        other event goes through `evolve`. Both are the same fold:
+        `balance_derivability` replays the log through `evolve` and compares
+        it with this read model on every run.
+        """
+        tenant_id = tenant.tenant_id
         keys = self.keys[tenant_id]
         screen = self.monitors[tenant_id].screen
-        platform = self.platform
+        platform, sink = self.platform, self.sink
+        accounts = tenant.accounts
         sealed: list[SealedEvent] = []
-        results: list[CommandResult] = []
-        append_sealed = sealed.append
+        append_sealed, append_result = sealed.append, results.append
+        sha256, encode = hashlib.sha256, encode_canonical
+        balance_type, entry_type = BalanceUpdatedPayload, EntryPostedPayload
+        alert_type, report_type = FraudAlertPayload, ThresholdReportPayload
         for envelope in commands:
+            occurred_at = envelope.timestamp
+            command_id = envelope.command_id
             if envelope.tenant_id != tenant_id:
-                results.append(
+                append_result(
                     CommandResult(
-                        envelope.command_id,
+                        command_id,
                         "REJECTED",
-                        envelope.command_id,
-                        envelope.timestamp,
+                        command_id,
+                        occurred_at,
                         rule="TENANT_MISMATCH",
                         error="FORBIDDEN",
                         message="the command names another tenant than the caller's",
@@ -173,102 +204,82 @@ class EmbeddedPlatform:
                 continue
             key = envelope.idempotency_key
             if key is not None:
-                first = keys.get(key, envelope.timestamp[:10])
+                first = keys.get(key, occurred_at[:10])
                 if first is not None:
-                    results.append(first)
+                    append_result(first)
                     continue
             decision = decide(platform, tenant, envelope)
-            if isinstance(decision, Rejected):
+            if type(decision) is Rejected:
                 result = CommandResult(
-                    envelope.command_id,
+                    command_id,
                     "REJECTED",
-                    envelope.command_id,
-                    envelope.timestamp,
+                    command_id,
+                    occurred_at,
                     rule=decision.rule,
                     error="INVARIANT_VIOLATION",
                     message=decision.message,
                 )
-                if self.sink is not None:
-                    self.sink.rejected(tenant_id, envelope, result)
+                if sink is not None:
+                    sink.rejected(tenant_id, envelope, result)
             else:
                 if envelope.command_type == "PostEntry":
                     # transaction monitoring: alerts join the command's own events
-                    screen(envelope.timestamp, envelope.payload, decision)
-                first_seq = tenant.seq + 1
-                self._seal(tenant, envelope, decision, append_sealed)
-                result = CommandResult(
-                    envelope.command_id,
+                    screen(occurred_at, envelope.payload, decision)
+                seq, head, head_raw = tenant.seq, tenant.head, tenant.head_raw
+                prefix = tenant.id_prefix
+                first_seq = seq + 1
+                for pending in decision:
+                    seq += 1
+                    payload = pending.payload
+                    event = Event(  # positional, in the canonical field order
+                        command_id,
+                        pending.entity_id,
+                        f"{prefix}8000-{seq:012x}"
+                        if prefix
+                        else _first_event_id(tenant_id, command_id),
+                        pending.event_type,
+                        occurred_at,
+                        payload,
+                        head,
+                        seq,
+                        tenant_id,
+                    )
+                    canonical = encode(event)
+                    head_raw = sha256(head_raw + canonical).digest()
+                    head = head_raw.hex()
+                    kind = type(payload)
+                    if kind is balance_type:
+                        account = accounts[payload.account_id]
+                        account.balance = payload.balance_cents
+                        account.last_seq = seq
+                    elif kind is entry_type:
+                        tenant.entries += 1
+                    elif kind is not alert_type and kind is not report_type:
+                        # (the monitor's findings change no state)
+                        tenant.seq = seq - 1  # evolve checks the chain order itself
+                        evolve(tenant, event, head, platform)
+                        prefix = tenant.id_prefix
+                    append_sealed(SealedEvent(event, head, canonical))
+                tenant.seq, tenant.head, tenant.head_raw = seq, head, head_raw
+                result = CommandResult(  # positional (hot path): no rule, error or message
+                    command_id,
                     "ACCEPTED",
-                    envelope.command_id,
-                    envelope.timestamp,
-                    first_seq=first_seq,
-                    last_seq=tenant.seq,
+                    command_id,
+                    occurred_at,
+                    None,
+                    None,
+                    None,
+                    first_seq,
+                    seq,
                 )
             if key is not None:
-                keys.put(key, envelope.timestamp[:10], result)
-            results.append(result)
+                keys.put(key, occurred_at[:10], result)
+            append_result(result)
         if sealed:
-            if self.sink is not None:
-                self.sink.append(tenant_id, sealed)
+            if sink is not None:
+                sink.append(tenant_id, sealed)
             for listener in self.listeners:
                 listener(tenant_id, sealed)
-        return results
-
-    def _seal(
-        self,
-        tenant: TenantState,
-        envelope: Envelope,
-        decision: list[Pending],
-        append: Callable[[SealedEvent], None],
-    ) -> None:
-        """STORE: chain each decided event, fold it into the read model, queue it.
-
-        The two events of the hot path (an entry and its balance updates) are
-        folded inline; everything else goes through `evolve`. Both paths are
-        the same fold: `balance_derivability` replays the log through `evolve`
-        and compares it with this read model on every run.
-        """
-        tenant_id = tenant.tenant_id
-        occurred_at = envelope.timestamp
-        causation = envelope.command_id
-        accounts = tenant.accounts
-        sha256 = hashlib.sha256
-        encode = encode_canonical
-        balance_type, entry_type = BalanceUpdatedPayload, EntryPostedPayload
-        alert_type, report_type = FraudAlertPayload, ThresholdReportPayload
-        seq, head, head_raw, prefix = tenant.seq, tenant.head, tenant.head_raw, tenant.id_prefix
-        for pending in decision:
-            seq += 1
-            payload = pending.payload
-            event = Event(  # positional, in the canonical field order (hot path)
-                causation,
-                pending.entity_id,
-                f"{prefix}8000-{seq:012x}" if prefix else _first_event_id(tenant_id, causation),
-                pending.event_type,
-                occurred_at,
-                payload,
-                head,
-                seq,
-                tenant_id,
-            )
-            canonical = encode(event)
-            head_raw = sha256(head_raw + canonical).digest()
-            head = head_raw.hex()
-            kind = type(payload)
-            if kind is balance_type:
-                account = accounts[payload.account_id]
-                account.balance = payload.balance_cents
-                account.last_seq = seq
-            elif kind is entry_type:
-                tenant.entries += 1
-            elif kind is alert_type or kind is report_type:
-                pass  # the monitor's findings change no state
-            else:
-                tenant.seq = seq - 1  # evolve checks the chain order itself
-                evolve(tenant, event, head, self.platform)
-                prefix = tenant.id_prefix
-            append(SealedEvent(event, head, canonical))
-        tenant.seq, tenant.head, tenant.head_raw = seq, head, head_raw
 
     def close(self) -> None:
         if self.sink is not None:

@@ -53,7 +53,7 @@ class EntryPostedPayload(Struct, rename="camel", gc=False, frozen=True):
     booking_date: date
     currency: str
     entry_id: str
-    legs: list[LegPosted]
+    legs: tuple[LegPosted, ...]  # a tuple: the GC untracks it at once (hot path)
     metadata: dict[str, Any] | None
     narrative: str
     tags: dict[str, str] | None
