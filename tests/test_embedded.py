@@ -9,7 +9,7 @@ import pytest
 from platform_builders import Bank, Commands, Recorder, RecordingSink, new_bank, stamp
 
 from turingcore.contract import Envelope
-from turingcore.embedded import EmbeddedPlatform
+from turingcore.embedded import PUBLISH_EVERY, EmbeddedPlatform
 from turingcore.events import GENESIS_HASH, SealedEvent
 
 # --------------------------------------------------------------------------- helpers
@@ -341,8 +341,8 @@ def test_batch_answers_one_result_per_command_in_order() -> None:
     assert a.platform.head("cu-a")[0] == spans[-1][1]
 
 
-def test_listeners_get_one_call_per_batch_in_chain_order() -> None:
-    """Each submit that writes calls every listener once, with the batch's events in order."""
+def test_listeners_get_one_call_per_short_batch_in_chain_order() -> None:
+    """A submit shorter than a publishing slice calls every listener once, events in order."""
     a, _b = two_banks()
     extra = Recorder()
     a.platform.subscribe(extra)
@@ -353,6 +353,78 @@ def test_listeners_get_one_call_per_batch_in_chain_order() -> None:
     assert [len(events) for _t, events in extra.batches] == [6, 3]
     seqs = [e.event.seq for e in extra.events()]
     assert seqs == list(range(seqs[0], seqs[0] + 9))
+
+
+def _long_batch(bank: Bank, count: int) -> list[Envelope]:
+    """Salaries with keys, a refused entry every 7th and a replayed key every 11th."""
+    envelopes = []
+    for n in range(count):
+        if n % 7 == 3:
+            legs = [(bank.accounts[0], "DEBIT", 5), ("GL_FEE_INCOME", "CREDIT", 6)]
+            envelopes.append(bank.cmd.post(legs))  # type: ignore[arg-type]
+        elif n % 11 == 5:
+            envelopes.append(salary(bank, 7, key=f"k-{n - 1}"))
+        else:
+            envelopes.append(salary(bank, 1 + n, key=f"k-{n}"))
+    return envelopes
+
+
+def test_a_long_batch_answers_and_chains_as_its_commands_one_at_a_time() -> None:
+    """Slicing a long batch for publishing changes nothing: same answers, bytes and sink."""
+    count = 600
+    sink_batch, sink_single = RecordingSink(), RecordingSink()
+    batch, _ = two_banks(sink_batch)
+    single, _ = two_banks(sink_single)
+    batch.recorder.batches.clear()
+    single.recorder.batches.clear()
+    sink_batch.appended.clear()
+    sink_single.appended.clear()
+    answers = batch.submit(*_long_batch(batch, count))
+    one_by_one = [single.one(envelope) for envelope in _long_batch(single, count)]
+    assert answers == one_by_one
+    assert sum(not r.accepted for r in answers) == len(range(3, count, 7))
+    slices = -(-count // PUBLISH_EVERY)
+    assert len(batch.recorder.batches) == slices > 1  # the default slices a batch this long
+    assert wire(batch.recorder.events("cu-a")) == wire(single.recorder.events("cu-a"))
+    assert batch.platform.head("cu-a") == single.platform.head("cu-a")
+    stored = [e for _t, events in sink_batch.appended for e in events]
+    assert wire(stored) == wire([e for _t, events in sink_single.appended for e in events])
+    assert [r.rule for _t, _e, r in sink_batch.refusals] == [
+        r.rule for _t, _e, r in sink_single.refusals
+    ]
+
+
+@pytest.mark.parametrize("every", [1, 8, 50])
+def test_a_long_batch_is_published_in_slices_as_it_is_sealed(
+    every: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each call holds at most PUBLISH_EVERY commands' events, and comes before later ones
+    are decided: at every call the chain head is the last event it carries."""
+    monkeypatch.setattr("turingcore.embedded.PUBLISH_EVERY", every)
+    count = 2 * every + 5
+    a, _b = two_banks()
+    heads: list[tuple[int, str]] = []
+    calls: list[list[SealedEvent]] = []
+
+    def listener(tenant_id: str, events: list[SealedEvent]) -> None:
+        heads.append(a.platform.head(tenant_id))
+        calls.append(list(events))
+
+    a.platform.subscribe(listener)
+    answers = a.submit(*_long_batch(a, count))
+    writing, seen = set(), set()  # the slices holding a command that wrote (not a replay)
+    for index, answer in enumerate(answers):
+        if answer.accepted and answer.first_seq not in seen:
+            seen.add(answer.first_seq)
+            writing.add(index // every)
+    assert len(writing) >= 3
+    assert len(calls) == len(writing)
+    for events, head in zip(calls, heads, strict=True):
+        assert len({e.event.causation_id for e in events}) <= every
+        assert head == (events[-1].event.seq, events[-1].hash)
+    seqs = [e.event.seq for events in calls for e in events]
+    accepted = [r for r in answers if r.accepted and r.first_seq]
+    assert seqs == list(range(accepted[0].first_seq, accepted[-1].last_seq + 1))
 
 
 def test_listing_pages_and_limits() -> None:
