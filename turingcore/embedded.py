@@ -27,6 +27,7 @@ from turingcore.domain import (
     Rejected,
     TenantState,
     decide,
+    decide_post_entry,
     evolve,
 )
 from turingcore.events import (
@@ -148,7 +149,7 @@ class EmbeddedPlatform:
         into the tenant's chain, then stored and published in chain order, a
         slice of at most `PUBLISH_EVERY` commands' events at a time: each
         slice's objects die young, so a long batch works in cache-warm memory
-        (a whole 2,000-command batch held at once runs a quarter slower).
+        (a whole 2,000-command batch held at once ran about 30% slower).
         Every event of the batch is published before `submit` returns.
         """
         tenant = self.tenants.get(tenant_id)
@@ -204,11 +205,16 @@ class EmbeddedPlatform:
                 continue
             key = envelope.idempotency_key
             if key is not None:
-                first = keys.get(key, occurred_at[:10])
+                day = occurred_at[:10]
+                first = keys.get(key, day)
                 if first is not None:
                     append_result(first)
                     continue
-            decision = decide(platform, tenant, envelope)
+            is_entry = envelope.command_type == "PostEntry"
+            if is_entry and tenant.exists:
+                decision = decide_post_entry(tenant, envelope.payload)
+            else:
+                decision = decide(platform, tenant, envelope)
             if type(decision) is Rejected:
                 result = CommandResult(
                     command_id,
@@ -222,7 +228,7 @@ class EmbeddedPlatform:
                 if sink is not None:
                     sink.rejected(tenant_id, envelope, result)
             else:
-                if envelope.command_type == "PostEntry":
+                if is_entry:
                     # transaction monitoring: alerts join the command's own events
                     screen(occurred_at, envelope.payload, decision)
                 seq, head, head_raw = tenant.seq, tenant.head, tenant.head_raw
@@ -273,7 +279,7 @@ class EmbeddedPlatform:
                     seq,
                 )
             if key is not None:
-                keys.put(key, occurred_at[:10], result)
+                keys.put(key, day, result)
             append_result(result)
         if sealed:
             if sink is not None:
