@@ -141,7 +141,10 @@ def main() -> None:
             log = Path(folder) / "events.sqlite" if args.one == "sqlite" else None
             print(json.dumps(measure(log, args.members, args.entries, args.batch)))
         return
-    print(f"{args.entries:,} two-leg entries, batches of {args.batch:,}, median of {args.repeat}")
+    print(
+        f"{args.entries:,} two-leg entries, batches of {args.batch:,}, "
+        f"median of {args.repeat} fresh processes"
+    )
     for mode, label in (("none", "no event log"), ("sqlite", "SQLite event log")):
         runs = []
         for _ in range(args.repeat):
@@ -149,9 +152,11 @@ def main() -> None:
             runs.append(measure_in_fresh_process(__file__, mode, options))
         entries_rate = statistics.median(r["entries"] for r in runs)
         events_rate = statistics.median(r["events"] for r in runs)
+        low = 2 * min(r["entries"] for r in runs)
+        high = 2 * max(r["entries"] for r in runs)
         print(
             f"{label:<18} {entries_rate:>10,.0f} entries/s {2 * entries_rate:>10,.0f} postings/s "
-            f"{events_rate:>10,.0f} events/s"
+            f"{events_rate:>10,.0f} events/s   (postings/s range {low:,.0f}-{high:,.0f})"
         )
 
 
