@@ -465,22 +465,7 @@ def _any_entry(
     if debits != credits:
         return Rejected("UNBALANCED_ENTRY", f"debits {debits} != credits {credits} (cents)")
     entry_id = tenant.ident("b", tenant.entries + 1)
-    events = [
-        Pending(
-            "EntryPosted",
-            entry_id,
-            EntryPostedPayload(
-                command.booking_date,
-                command.currency,
-                entry_id,
-                tuple(posted),
-                command.metadata,
-                command.narrative,
-                command.tags,
-                command.value_date,
-            ),
-        )
-    ]
+    events = [_entry_posted(command, entry_id, tuple(posted))]
     for account in touched:
         delta = deltas[account.account_id]
         balance = account.balance + delta
@@ -544,24 +529,9 @@ def _two_leg_entry(
     balance_other = other.balance - delta
     one_id, other_id = one.account_id, other.account_id
     entry_id = tenant.ident("b", tenant.entries + 1)
+    legs = (LegPosted(one_id, amount, direction), LegPosted(other_id, amount, second.direction))
     return [
-        Pending(
-            "EntryPosted",
-            entry_id,
-            EntryPostedPayload(
-                command.booking_date,
-                command.currency,
-                entry_id,
-                (
-                    LegPosted(one_id, amount, direction),
-                    LegPosted(other_id, amount, second.direction),
-                ),
-                command.metadata,
-                command.narrative,
-                command.tags,
-                command.value_date,
-            ),
-        ),
+        _entry_posted(command, entry_id, legs),
         Pending(
             "AccountBalanceUpdated",
             one_id,
@@ -573,6 +543,24 @@ def _two_leg_entry(
             BalanceUpdatedPayload(other_id, balance_other, -delta, entry_id),
         ),
     ]
+
+
+def _entry_posted(command: PostEntry, entry_id: str, legs: tuple[LegPosted, ...]) -> Pending:
+    """The EntryPosted event of an accepted entry (both deciding paths build it here)."""
+    return Pending(
+        "EntryPosted",
+        entry_id,
+        EntryPostedPayload(
+            command.booking_date,
+            command.currency,
+            entry_id,
+            legs,
+            command.metadata,
+            command.narrative,
+            command.tags,
+            command.value_date,
+        ),
+    )
 
 
 # --------------------------------------------------------------------------- evolve
