@@ -211,7 +211,7 @@ def decide(
     if command_type == "PostEntry":
         if not tenant.exists:
             return Rejected("TENANT_NOT_FOUND", f"tenant {tenant.tenant_id} does not exist")
-        return decide_post_entry(tenant, envelope.payload)
+        return _decide_post_entry(tenant, envelope.payload)
     if command_type == "CreateTenant":
         return _decide_create_tenant(platform, tenant, envelope.payload)
     if not tenant.exists:
@@ -409,8 +409,7 @@ def _decide_open_account(tenant: TenantState, command: OpenAccount) -> list[Pend
     return events
 
 
-def decide_post_entry(tenant: TenantState, command: PostEntry) -> list[Pending] | Rejected:
-    """`decide` for a PostEntry of an existing tenant (the shell's hot path calls it directly)."""
+def _decide_post_entry(tenant: TenantState, command: PostEntry) -> list[Pending] | Rejected:
     legs = command.legs
     if len(legs) < 2:
         return Rejected("TOO_FEW_LEGS", f"an entry needs at least two legs, got {len(legs)}")

@@ -27,7 +27,6 @@ from turingcore.domain import (
     Rejected,
     TenantState,
     decide,
-    decide_post_entry,
     evolve,
 )
 from turingcore.events import (
@@ -210,11 +209,7 @@ class EmbeddedPlatform:
                 if first is not None:
                     append_result(first)
                     continue
-            is_entry = envelope.command_type == "PostEntry"
-            if is_entry and tenant.exists:
-                decision = decide_post_entry(tenant, envelope.payload)
-            else:
-                decision = decide(platform, tenant, envelope)
+            decision = decide(platform, tenant, envelope)
             if type(decision) is Rejected:
                 result = CommandResult(
                     command_id,
@@ -228,7 +223,7 @@ class EmbeddedPlatform:
                 if sink is not None:
                     sink.rejected(tenant_id, envelope, result)
             else:
-                if is_entry:
+                if envelope.command_type == "PostEntry":
                     # transaction monitoring: alerts join the command's own events
                     screen(occurred_at, envelope.payload, decision)
                 seq, head, head_raw = tenant.seq, tenant.head, tenant.head_raw
